@@ -1,0 +1,1 @@
+//! sqlite_exporter: a Prometheus exporter and control plane for SQLite databases.
