@@ -1,1 +1,3 @@
 //! sqlite_exporter: a Prometheus exporter and control plane for SQLite databases.
+
+pub mod connection;
