@@ -1,3 +1,46 @@
 //! sqlite_exporter: a Prometheus exporter and control plane for SQLite databases.
+//!
+//! The map of the crate, from the bottom up:
+//!
+//! - [`connection`] opens monitored databases without disturbing them (read-only, no
+//!   checkpoint on close, classified errors).
+//! - [`config`] decodes the YAML file strictly into validated types.
+//! - [`wal`] reads WAL facts from the files themselves.
+//! - [`collector`] holds the scrape-time collectors, one file each, registered by name.
+//! - [`health`] decides status and recommendations from the facts (SPEC §6).
+//! - [`monitor`] owns one database: it scrapes it and caches background results.
+//! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
+//! - [`metrics`] renders a snapshot as Prometheus text; every metric name lives there.
+//! - [`http`] serves it all; it has no SQLite code.
+//! - [`cli`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
+pub mod app;
+pub mod check;
+pub mod cli;
+pub mod collector;
+pub mod config;
 pub mod connection;
+pub mod demo;
+pub mod fleet;
+pub mod health;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod monitor;
+pub mod wal;
+
+/// The exporter's version (Cargo package version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git revision it was built from, or `unknown`.
+pub const REVISION: &str = match option_env!("SQLITE_EXPORTER_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};
+
+/// Seconds since the Unix epoch, as Prometheus timestamps are written.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,1 +1,15 @@
-fn main() {}
+//! The `sqlite_exporter` binary: parse flags, set up logging, run, exit.
+
+fn main() {
+    let inv = sqlite_exporter::cli::parse();
+    sqlite_exporter::logging::init(inv.cli.log_level, inv.cli.log_format);
+    let code = match sqlite_exporter::app::run(inv) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fatal");
+            eprintln!("sqlite_exporter: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,125 @@
+//! The exporter process: from parsed flags to a serving HTTP server, and the one-off
+//! subcommands. `main` calls [`run`] and turns its result into an exit code.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tracing::{error, info};
+
+use crate::cli::{Command, Invocation};
+use crate::config::{Config, DatabaseConfig, Source};
+use crate::demo::Demo;
+use crate::fleet::Fleet;
+use crate::http::{self, AppState};
+
+/// Runs what the command line asks for; returns the process exit code.
+pub fn run(inv: Invocation) -> anyhow::Result<i32> {
+    let Invocation { cli, collectors } = inv;
+    if let Some(Command::Check(args)) = &cli.command {
+        let config = match &cli.config_file {
+            Some(f) if args.files.is_empty() => Config::load(f)?,
+            _ => Config::from_files(&args.files)?,
+        };
+        let fleet = Fleet::new(collectors, cli.scrape_concurrency);
+        fleet.apply(databases(&config));
+        let snapshot = fleet.collect_blocking();
+        return Ok(crate::check::report(
+            &snapshot,
+            args.output,
+            &mut std::io::stdout().lock(),
+        )?);
+    }
+    if cli.config_check {
+        let Some(file) = &cli.config_file else {
+            bail!("--config.check needs --config.file")
+        };
+        return match Config::load(file) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} database entries)",
+                    file.display(),
+                    c.entries.len()
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(1)
+            }
+        };
+    }
+    let demo = match &cli.demo {
+        Some(dir) => Some(Demo::start(dir.as_deref())?),
+        None => None,
+    };
+    let config = match (&demo, &cli.config_file) {
+        (Some(d), _) => demo_config(d),
+        (None, Some(f)) => Config::load(f)?,
+        (None, None) if !cli.files.is_empty() => Config::from_files(&cli.files)?,
+        (None, None) => {
+            bail!("nothing to monitor: give database files, --config.file=FILE or --demo")
+        }
+    };
+    let fleet = Arc::new(Fleet::new(collectors, cli.scrape_concurrency));
+    fleet.apply(databases(&config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sqlite_exporter")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listeners = http::bind(&cli.listen_addresses).await?;
+        if let Some(d) = &demo {
+            let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
+            println!("sqlite_exporter demo: database {} (backups in {})", d.database.display(), d.backup_dir.display());
+            for a in &addrs {
+                println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
+            }
+        }
+        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone() };
+        http::serve(listeners, http::router(state), shutdown_signal()).await;
+        info!("stopped");
+        anyhow::Ok(())
+    })?;
+    drop(demo);
+    Ok(0)
+}
+
+/// The databases of `config` now, logging names that collide.
+fn databases(config: &Config) -> Vec<DatabaseConfig> {
+    let (dbs, conflicts) = config.databases();
+    for c in conflicts {
+        error!(conflict = %c, "database skipped");
+    }
+    dbs
+}
+
+fn demo_config(d: &Demo) -> Config {
+    let mut settings = (*Config::default().defaults).clone();
+    settings.backup.dir = d.backup_dir.clone();
+    let settings = Arc::new(settings);
+    Config {
+        entries: vec![crate::config::Entry {
+            name: "demo".into(),
+            source: Source::Path(d.database.clone()),
+            settings: settings.clone(),
+        }],
+        defaults: settings,
+        ..Config::default()
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => info!("interrupt received, shutting down"),
+    }
+}

@@ -1,0 +1,209 @@
+//! Command-line flags, named after node_exporter and the exporter-toolkit (SPEC §2).
+//!
+//! `--collector.<name>` / `--no-collector.<name>` are generated from the collector registry, so
+//! a new collector gets its flags by being registered.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::collector::{CollectorSet, REGISTRY};
+use crate::logging;
+
+/// The default listen address; the port is free in the Prometheus default port allocations.
+pub const DEFAULT_LISTEN: &str = ":10437";
+
+/// Prometheus exporter and control plane for SQLite databases.
+#[derive(Debug, Parser)]
+#[command(name = "sqlite_exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on (repeatable; `:PORT` means every interface).
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN, action = ArgAction::Append)]
+    pub listen_addresses: Vec<String>,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+
+    /// Configuration file (SPEC §3).
+    #[arg(long = "config.file", value_name = "FILE", global = true)]
+    pub config_file: Option<PathBuf>,
+
+    /// Validate the configuration and exit (0 valid, 1 invalid).
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// Only log messages at or above this level.
+    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
+    pub log_level: logging::Level,
+
+    /// Log format.
+    #[arg(
+        long = "log.format",
+        value_enum,
+        default_value = "logfmt",
+        global = true
+    )]
+    pub log_format: logging::Format,
+
+    /// Disable every collector not enabled explicitly with --collector.<name>.
+    #[arg(long = "collector.disable-defaults")]
+    pub disable_defaults: bool,
+
+    /// Threads reading databases in parallel during one scrape.
+    #[arg(long = "scrape.concurrency", value_name = "N", default_value_t = 4)]
+    pub scrape_concurrency: usize,
+
+    /// Run the demo: a demo database with a background writer in DIR (a temp dir if omitted).
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    pub demo: Option<Option<PathBuf>>,
+
+    /// Database files to monitor with default settings (zero-config use).
+    #[arg(value_name = "DATABASE")]
+    pub files: Vec<PathBuf>,
+
+    /// One-off operator work on local files, using the same engine as the control API.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Health report for each database; exit 0 healthy, 1 warning, 2 critical, 3 unknown.
+    Check(CheckArgs),
+}
+
+/// `check` arguments.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Database files (or use --config.file).
+    #[arg(value_name = "DATABASE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// Output of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Parsed command line plus the collector selection.
+pub struct Invocation {
+    /// The flags.
+    pub cli: Cli,
+    /// The collectors the flags select.
+    pub collectors: CollectorSet,
+}
+
+/// The clap command, with the generated collector flags.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for r in REGISTRY {
+        let on = if r.default { "enabled" } else { "disabled" };
+        cmd = cmd
+            .arg(
+                Arg::new(format!("collector.{}", r.name))
+                    .long(format!("collector.{}", r.name))
+                    .action(ArgAction::SetTrue)
+                    .help(format!(
+                        "Enable the {} collector ({}; default {on})",
+                        r.name, r.help
+                    )),
+            )
+            .arg(
+                Arg::new(format!("no-collector.{}", r.name))
+                    .long(format!("no-collector.{}", r.name))
+                    .action(ArgAction::SetTrue)
+                    .hide(true),
+            );
+    }
+    cmd
+}
+
+/// Parses the process arguments (exits with usage on error, as clap does).
+pub fn parse() -> Invocation {
+    from_matches(command().get_matches())
+}
+
+/// Parses explicit arguments.
+pub fn try_parse_from<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Ok(from_matches(command().try_get_matches_from(args)?))
+}
+
+fn from_matches(m: ArgMatches) -> Invocation {
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let collectors = CollectorSet::select(|r| {
+        if m.get_flag(&format!("no-collector.{}", r.name)) {
+            false
+        } else if m.get_flag(&format!("collector.{}", r.name)) {
+            true
+        } else {
+            r.default && !cli.disable_defaults
+        }
+    });
+    Invocation { cli, collectors }
+}
+
+/// Turns `:PORT` into `0.0.0.0:PORT` (and `[::]:PORT` is left as is).
+pub fn normalize_listen_address(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collector_flags_come_from_the_registry() {
+        let i = try_parse_from(["x", "--no-collector.write", "a.db"]).unwrap();
+        assert!(!i.collectors.names().contains(&"write"));
+        assert!(i.collectors.names().contains(&"query"));
+        let i = try_parse_from(["x", "--collector.disable-defaults", "--collector.wal"]).unwrap();
+        assert_eq!(i.collectors.names(), vec!["wal"]);
+    }
+
+    #[test]
+    fn subcommands_and_positional_files() {
+        let i = try_parse_from(["x", "a.db", "b.db"]).unwrap();
+        assert_eq!(i.cli.files.len(), 2);
+        assert!(i.cli.command.is_none());
+        let i =
+            try_parse_from(["x", "--log.level=warn", "check", "--output=json", "a.db"]).unwrap();
+        match i.cli.command {
+            Some(Command::Check(c)) => {
+                assert_eq!(c.files, vec![PathBuf::from("a.db")]);
+                assert_eq!(c.output, Output::Json);
+            }
+            other => panic!("{other:?}"),
+        }
+        let i = try_parse_from(["x", "--demo"]).unwrap();
+        assert_eq!(i.cli.demo, Some(None));
+        let i = try_parse_from([
+            "x",
+            "--web.listen-address=:1",
+            "--web.listen-address=127.0.0.1:2",
+        ])
+        .unwrap();
+        assert_eq!(i.cli.listen_addresses, vec![":1", "127.0.0.1:2"]);
+        assert_eq!(normalize_listen_address(":1"), "0.0.0.0:1");
+    }
+}

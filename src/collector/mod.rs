@@ -1,0 +1,239 @@
+//! Scrape-time collectors: cheap, read-only, O(1) in database size.
+//!
+//! Each collector fills its part of [`Facts`] for one database through an open read-only
+//! connection. Collectors are registered by name in [`REGISTRY`], which is what gives every one
+//! of them a `--collector.<name>` / `--no-collector.<name>` flag. A collector that fails is
+//! reported as `sqlite_scrape_collector_success{collector} 0` plus a log line; the others run on.
+//! Collectors never touch Prometheus types: [`crate::metrics`] renders the facts, so metric names
+//! live in one place.
+
+mod info;
+mod query;
+mod schema;
+mod size;
+mod wal;
+mod write;
+
+use std::path::Path;
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::config::Settings;
+
+/// Why a collector could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// SQLite refused a statement.
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A file could not be read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a collector works with: the database and the connection opened for this scrape.
+pub struct Scrape<'a> {
+    /// The database file.
+    pub path: &'a Path,
+    /// Its resolved settings (probes, thresholds).
+    pub settings: &'a Settings,
+    /// A read-only connection, opened for this scrape and closed after it.
+    pub conn: &'a Connection,
+    /// What this scrape found so far.
+    pub facts: &'a mut Facts,
+}
+
+/// A scrape-time collector.
+pub trait Collector: Send + Sync {
+    /// The name in `--collector.<name>` and in `sqlite_scrape_collector_success{collector}`.
+    fn name(&self) -> &'static str;
+    /// Reads its facts for one database.
+    fn update(&self, scrape: &mut Scrape<'_>) -> Result<(), CollectError>;
+}
+
+/// A registered collector: its name, whether it runs without a flag, and its constructor.
+pub struct Registration {
+    /// Flag name.
+    pub name: &'static str,
+    /// Enabled unless `--no-collector.<name>` or `--collector.disable-defaults`.
+    pub default: bool,
+    /// One line for `--help`.
+    pub help: &'static str,
+    make: fn() -> Box<dyn Collector>,
+}
+
+/// Every scrape-time collector, by name.
+pub const REGISTRY: &[Registration] = &[
+    Registration {
+        name: "info",
+        default: true,
+        help: "journal mode, encoding, auto_vacuum, SQLite version",
+        make: || Box::new(info::Info),
+    },
+    Registration {
+        name: "size",
+        default: true,
+        help: "file size, pages, freelist, utilization",
+        make: || Box::new(size::Size),
+    },
+    Registration {
+        name: "wal",
+        default: true,
+        help: "WAL and SHM sizes, frames in the WAL",
+        make: || Box::new(wal::Wal),
+    },
+    Registration {
+        name: "schema",
+        default: true,
+        help: "user_version and schema objects",
+        make: || Box::new(schema::Schema),
+    },
+    Registration {
+        name: "query",
+        default: true,
+        help: "read probe latency",
+        make: || Box::new(query::Query),
+    },
+    Registration {
+        name: "write",
+        default: true,
+        help: "write probe latency (probes.write)",
+        make: || Box::new(write::Write),
+    },
+];
+
+/// The collectors enabled for this process.
+pub struct CollectorSet {
+    collectors: Vec<Box<dyn Collector>>,
+}
+
+impl CollectorSet {
+    /// Every default collector.
+    pub fn defaults() -> Self {
+        Self::select(|r| r.default)
+    }
+
+    /// The collectors for which `enabled` says yes.
+    pub fn select(enabled: impl Fn(&Registration) -> bool) -> Self {
+        let collectors = REGISTRY
+            .iter()
+            .filter(|r| enabled(r))
+            .map(|r| (r.make)())
+            .collect();
+        CollectorSet { collectors }
+    }
+
+    /// In registry order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Collector> {
+        self.collectors.iter().map(|c| c.as_ref())
+    }
+
+    /// Names of the enabled collectors.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.iter().map(|c| c.name()).collect()
+    }
+}
+
+/// Static facts about a database (`sqlite_database_info`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DatabaseInfo {
+    /// `PRAGMA journal_mode`.
+    pub journal_mode: String,
+    /// `none`, `full` or `incremental`.
+    pub auto_vacuum: String,
+    /// `PRAGMA encoding`.
+    pub encoding: String,
+    /// Version of the SQLite library reading it.
+    pub sqlite_version: String,
+}
+
+/// Size facts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SizeFacts {
+    /// Main file size.
+    pub database_bytes: Option<u64>,
+    /// `PRAGMA page_size`.
+    pub page_size_bytes: Option<u64>,
+    /// `PRAGMA page_count`.
+    pub pages: Option<u64>,
+    /// `PRAGMA freelist_count`.
+    pub freelist_pages: Option<u64>,
+}
+
+impl SizeFacts {
+    /// (pages − freelist) / pages; `None` for an empty database.
+    pub fn utilization_ratio(&self) -> Option<f64> {
+        let (pages, free) = (self.pages?, self.freelist_pages?);
+        (pages > 0).then(|| (pages - free.min(pages)) as f64 / pages as f64)
+    }
+
+    /// freelist / pages.
+    pub fn free_ratio(&self) -> Option<f64> {
+        self.utilization_ratio().map(|u| 1.0 - u)
+    }
+}
+
+/// WAL facts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct WalFacts {
+    /// `-wal` size, 0 when absent.
+    pub wal_bytes: Option<u64>,
+    /// `-shm` size, 0 when absent.
+    pub shm_bytes: Option<u64>,
+    /// Frames in the WAL (wal-index `mxFrame`).
+    pub frames: Option<u64>,
+}
+
+/// Schema facts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SchemaFacts {
+    /// `PRAGMA user_version`.
+    pub user_version: Option<i64>,
+    /// Objects in `sqlite_schema` by type (table, index, view, trigger).
+    pub objects: Option<SchemaObjects>,
+}
+
+/// Counts of schema objects.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct SchemaObjects {
+    /// Tables.
+    pub tables: u64,
+    /// Indexes (including automatic ones).
+    pub indexes: u64,
+    /// Views.
+    pub views: u64,
+    /// Triggers.
+    pub triggers: u64,
+}
+
+/// Probe results.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PerformanceFacts {
+    /// Read probe latency.
+    pub query_seconds: Option<f64>,
+    /// Write probe latency.
+    pub write_seconds: Option<f64>,
+    /// Why the write probe did not run or did not get its lock, when it did not.
+    pub write_note: Option<String>,
+}
+
+/// Everything one scrape learned about one database.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Facts {
+    /// Static facts.
+    pub info: Option<DatabaseInfo>,
+    /// Size and pages.
+    pub size: SizeFacts,
+    /// WAL.
+    pub wal: WalFacts,
+    /// Schema.
+    pub schema: SchemaFacts,
+    /// Probes.
+    pub performance: PerformanceFacts,
+}
+
+/// Runs a one-row, one-column query.
+fn single<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> rusqlite::Result<T> {
+    conn.query_row(sql, [], |r| r.get(0))
+}

@@ -1,0 +1,27 @@
+//! `wal`: sizes of the `-wal` and `-shm` files and the frames in the WAL (see [`crate::wal`]).
+
+use super::{CollectError, Collector, Scrape};
+use crate::wal;
+
+/// Collects WAL and SHM sizes and the WAL frame count.
+pub struct Wal;
+
+impl Collector for Wal {
+    fn name(&self) -> &'static str {
+        "wal"
+    }
+
+    fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
+        let f = &mut s.facts.wal;
+        let wal_bytes = wal::file_size(&wal::wal_path(s.path))?;
+        f.wal_bytes = Some(wal_bytes);
+        f.shm_bytes = Some(wal::file_size(&wal::shm_path(s.path))?);
+        // No WAL file means no frames, whatever a stale -shm says.
+        f.frames = if wal_bytes == 0 {
+            Some(0)
+        } else {
+            wal::frames(&wal::shm_path(s.path))?
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! `--demo`: a demo database with a background writer, so every metric has something to show.
+//!
+//! The demo is a small shop: customers, orders, order items and an event log, in WAL mode with
+//! `wal_autocheckpoint` left at SQLite's default and `journal_size_limit` set, so the WAL grows
+//! and shrinks; the writer inserts orders and events continuously and deletes old events in
+//! bursts, so the freelist and utilization move too.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::Connection;
+use tracing::warn;
+
+/// A running demo; dropping it stops the writer (and removes a temporary directory).
+pub struct Demo {
+    /// Directory holding the demo files.
+    pub dir: PathBuf,
+    /// The demo database.
+    pub database: PathBuf,
+    /// Directory for the demo's backups.
+    pub backup_dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    writer: Option<JoinHandle<()>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA journal_size_limit = 4194304;
+CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), total_cents INTEGER NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS order_items (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), sku TEXT NOT NULL, quantity INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload BLOB, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders(customer_id);
+CREATE INDEX IF NOT EXISTS orders_by_time ON orders(created_at);
+CREATE INDEX IF NOT EXISTS items_by_order ON order_items(order_id);
+CREATE INDEX IF NOT EXISTS events_by_time ON events(created_at);
+CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+INSERT OR IGNORE INTO schema_migrations VALUES (1, 'initial schema', datetime('now')), (2, 'order items', datetime('now')), (3, 'event log', datetime('now'));
+PRAGMA user_version = 3;
+";
+
+impl Demo {
+    /// Creates (or reuses) the demo database in `dir` (a new temporary directory if `None`) and
+    /// starts its writer.
+    pub fn start(dir: Option<&Path>) -> anyhow::Result<Demo> {
+        let (dir, temp) = match dir {
+            Some(d) => (d.to_path_buf(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("sqlite_exporter_demo")
+                    .tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating demo directory {}", dir.display()))?;
+        let database = dir.join("demo.db");
+        let backup_dir = dir.join("backups");
+        std::fs::create_dir_all(&backup_dir)?;
+        let conn = Connection::open(&database)
+            .with_context(|| format!("creating {}", database.display()))?;
+        conn.execute_batch(SCHEMA)
+            .context("creating the demo schema")?;
+        seed(&conn)?;
+        drop(conn);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (stop, path) = (stop.clone(), database.clone());
+            std::thread::Builder::new()
+                .name("demo-writer".into())
+                .spawn(move || {
+                    if let Err(e) = write_loop(&path, &stop) {
+                        warn!(error = %e, "demo writer stopped");
+                    }
+                })?
+        };
+        Ok(Demo {
+            dir,
+            database,
+            backup_dir,
+            stop,
+            writer: Some(writer),
+            _temp: temp,
+        })
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn seed(conn: &Connection) -> rusqlite::Result<()> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM customers", [], |r| r.get(0))?;
+    if n > 0 {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500)
+         INSERT INTO customers(name, email, created_at) SELECT 'customer ' || i, 'c' || i || '@example.com', unixepoch('subsec') FROM c;
+         COMMIT;",
+    )
+}
+
+/// Inserts an order with items and a few events every 50 ms; every 30 s deletes the older half
+/// of the events, which leaves free pages behind.
+fn write_loop(path: &Path, stop: &AtomicBool) -> rusqlite::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let mut tick: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tick += 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             INSERT INTO orders(customer_id, total_cents, created_at) VALUES ({c}, {t}, unixepoch('subsec'));
+             INSERT INTO order_items(order_id, sku, quantity) VALUES (last_insert_rowid(), 'sku-{s}', {q});
+             INSERT INTO events(kind, payload, created_at) SELECT 'page_view', randomblob(400), unixepoch('subsec') FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3);
+             COMMIT;",
+            c = tick % 500 + 1,
+            t = (tick * 7919) % 100_000,
+            s = tick % 97,
+            q = tick % 5 + 1,
+        ))?;
+        if tick % 600 == 0 {
+            conn.execute_batch(
+                "DELETE FROM events WHERE id < (SELECT (min(id) + max(id)) / 2 FROM events);",
+            )?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

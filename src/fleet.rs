@@ -1,0 +1,149 @@
+//! The fleet: every monitored database, and the scrape that reads them all.
+//!
+//! A scrape fans out over a small pool of threads (SQLite work is blocking; it never runs on the
+//! async runtime's workers) and returns a [`Snapshot`]. Concurrent requests for `/metrics`,
+//! `/health` or the landing page share the collection in flight instead of starting their own:
+//! a burst of 100 scrapes costs the databases one collection, not 100.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
+use tokio::sync::OnceCell;
+use tracing::info;
+
+use crate::collector::CollectorSet;
+use crate::config::DatabaseConfig;
+use crate::health::Status;
+use crate::metrics::{EventMetrics, ExporterStatus};
+use crate::monitor::{DatabaseReport, Monitor};
+
+/// What one collection found, for every database, in name order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Worst status over all databases (healthy when there are none).
+    pub status: Status,
+    /// One report per database.
+    pub databases: Vec<DatabaseReport>,
+}
+
+type InFlight = Arc<OnceCell<Result<Arc<Snapshot>, String>>>;
+
+/// Every monitored database and the machinery to scrape them.
+pub struct Fleet {
+    monitors: RwLock<Arc<BTreeMap<String, Arc<Monitor>>>>,
+    collectors: CollectorSet,
+    /// Histograms and counters that accumulate across scrapes.
+    pub events: EventMetrics,
+    /// Build info and reload gauges.
+    pub exporter: ExporterStatus,
+    in_flight: Mutex<Option<InFlight>>,
+    workers: usize,
+}
+
+impl Fleet {
+    /// A fleet scraping with `collectors`, using up to `workers` threads per scrape.
+    pub fn new(collectors: CollectorSet, workers: usize) -> Self {
+        Fleet {
+            monitors: RwLock::new(Arc::new(BTreeMap::new())),
+            collectors,
+            events: EventMetrics::new(),
+            exporter: ExporterStatus::default(),
+            in_flight: Mutex::new(None),
+            workers: workers.max(1),
+        }
+    }
+
+    /// The monitors, in name order.
+    pub fn monitors(&self) -> Arc<BTreeMap<String, Arc<Monitor>>> {
+        self.monitors
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One monitor by name.
+    pub fn monitor(&self, name: &str) -> Option<Arc<Monitor>> {
+        self.monitors().get(name).cloned()
+    }
+
+    /// Makes the fleet monitor exactly `databases`. A database whose name, path and settings
+    /// are unchanged keeps its monitor (and so its cached checks and histograms); the others
+    /// are created or dropped.
+    pub fn apply(&self, databases: Vec<DatabaseConfig>) {
+        let mut guard = self.monitors.write().unwrap_or_else(|e| e.into_inner());
+        let old = guard.clone();
+        let mut next = BTreeMap::new();
+        for db in databases {
+            let monitor = match old.get(&db.name) {
+                Some(m) if m.config == db => m.clone(),
+                _ => {
+                    info!(database = %db.name, path = %db.path.display(), "monitoring database");
+                    Arc::new(Monitor::new(db))
+                }
+            };
+            next.insert(monitor.config.name.clone(), monitor);
+        }
+        for name in old.keys().filter(|n| !next.contains_key(*n)) {
+            info!(database = %name, "no longer monitoring database");
+            self.events.forget(name);
+        }
+        *guard = Arc::new(next);
+    }
+
+    /// Scrapes every database now, on the calling thread plus helpers. Blocking.
+    pub fn collect_blocking(&self) -> Snapshot {
+        let monitors: Vec<Arc<Monitor>> = self.monitors().values().cloned().collect();
+        let next = AtomicUsize::new(0);
+        let mut reports: Vec<(usize, DatabaseReport)> = std::thread::scope(|s| {
+            let work = || {
+                let mut done = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(m) = monitors.get(i) else { break done };
+                    done.push((i, m.scrape(&self.collectors, &self.events)));
+                }
+            };
+            let helpers: Vec<_> = (1..self.workers.min(monitors.len()))
+                .map(|_| s.spawn(work))
+                .collect();
+            let mut all = work();
+            for h in helpers {
+                all.extend(h.join().unwrap_or_default());
+            }
+            all
+        });
+        reports.sort_by_key(|(i, _)| *i);
+        let databases: Vec<DatabaseReport> = reports.into_iter().map(|(_, r)| r).collect();
+        let status = databases
+            .iter()
+            .map(|r| r.health.status)
+            .max()
+            .unwrap_or(Status::Healthy);
+        Snapshot { status, databases }
+    }
+
+    /// A fresh snapshot, sharing a collection already in flight if there is one.
+    pub async fn snapshot(self: &Arc<Self>) -> Result<Arc<Snapshot>, String> {
+        let cell = {
+            let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert_with(|| Arc::new(OnceCell::new()))
+                .clone()
+        };
+        let fleet = self.clone();
+        let result = cell
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || Arc::new(fleet.collect_blocking()))
+                    .await
+                    .map_err(|e| format!("collection failed: {e}"))
+            })
+            .await
+            .clone();
+        let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            *slot = None;
+        }
+        result
+    }
+}

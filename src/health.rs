@@ -1,0 +1,417 @@
+//! The health model of the source documents: a status (healthy, warning, critical, unknown) and
+//! the active recommendations, decided from one database's facts and its thresholds (SPEC §6).
+//!
+//! One function, [`assess`], decides; `/metrics`, `/health`, the landing page, the control API
+//! and `sqlite_exporter check` all show its result, so they cannot disagree.
+
+use serde::Serialize;
+
+use crate::collector::Facts;
+use crate::config::Thresholds;
+use crate::connection::OpenError;
+
+/// Overall status. Ordered by how bad it is, so the worst of several is their maximum: a known
+/// problem (warning, critical) outranks "could not tell" (unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every check passed and nothing is recommended.
+    Healthy,
+    /// A check could not complete and nothing worse is known.
+    Unknown,
+    /// A recommendation is active or a probe was slower than `unhealthy_latency`.
+    Warning,
+    /// Integrity or foreign-key check failed, or the file is unreadable or not a database.
+    Critical,
+}
+
+impl Status {
+    /// Every status, in the order `sqlite_health_status` lists them.
+    pub const ALL: [Status; 4] = [
+        Status::Healthy,
+        Status::Warning,
+        Status::Critical,
+        Status::Unknown,
+    ];
+
+    /// The `status` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::Unknown => "unknown",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+        }
+    }
+
+    /// Exit code of `sqlite_exporter check` (the monitoring-plugin convention).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Healthy => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+}
+
+/// A recommended action (SPEC §4 `sqlite_recommendation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recommendation {
+    /// WAL above `wal_checkpoint_bytes`.
+    Checkpoint,
+    /// WAL above `wal_critical_bytes`.
+    CheckpointNow,
+    /// Utilization below `min_utilization` or free ratio above `max_free_ratio`.
+    Vacuum,
+    /// Database above `archive_bytes`.
+    Archive,
+    /// Read probe slower than `slow_query`.
+    CheckIndexes,
+    /// Write probe slower than `slow_write`.
+    OptimizeWrites,
+    /// Fewer than `min_indexes` indexes.
+    AddIndexes,
+    /// Newest verified backup older than `backup_max_age`, or none.
+    Backup,
+}
+
+impl Recommendation {
+    /// Every recommendation, in the order `sqlite_recommendation` lists them.
+    pub const ALL: [Recommendation; 8] = [
+        Recommendation::Checkpoint,
+        Recommendation::CheckpointNow,
+        Recommendation::Vacuum,
+        Recommendation::Archive,
+        Recommendation::CheckIndexes,
+        Recommendation::OptimizeWrites,
+        Recommendation::AddIndexes,
+        Recommendation::Backup,
+    ];
+
+    /// The `recommendation` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recommendation::Checkpoint => "checkpoint",
+            Recommendation::CheckpointNow => "checkpoint_now",
+            Recommendation::Vacuum => "vacuum",
+            Recommendation::Archive => "archive",
+            Recommendation::CheckIndexes => "check_indexes",
+            Recommendation::OptimizeWrites => "optimize_writes",
+            Recommendation::AddIndexes => "add_indexes",
+            Recommendation::Backup => "backup",
+        }
+    }
+}
+
+/// An active recommendation and the sentence that explains it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Advice {
+    /// Which one.
+    pub recommendation: Recommendation,
+    /// Why, with the figures.
+    pub message: String,
+}
+
+/// The verdict on one database.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assessment {
+    /// Overall status.
+    pub status: Status,
+    /// Active recommendations.
+    pub recommendations: Vec<Advice>,
+    /// What made the status worse than healthy, other than recommendations.
+    pub problems: Vec<String>,
+}
+
+impl Assessment {
+    /// Whether `r` is active.
+    pub fn recommends(&self, r: Recommendation) -> bool {
+        self.recommendations.iter().any(|a| a.recommendation == r)
+    }
+}
+
+/// Results of the background checks that feed the verdict (filled by the scheduler).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CheckResults {
+    /// Last integrity check: `Some(true)` passed, `Some(false)` failed, `None` not run yet.
+    pub integrity_ok: Option<bool>,
+    /// Last foreign-key check violations.
+    pub foreign_key_violations: Option<u64>,
+    /// Checks that could not complete, with the reason.
+    pub incomplete: Vec<String>,
+    /// Age in seconds of the newest verified backup, when backups are watched; `Some(None)`
+    /// when watched and there is none.
+    pub backup_age_seconds: Option<Option<f64>>,
+}
+
+/// Decides status and recommendations. `open_error` is why the database could not be read at
+/// this scrape, if it could not.
+pub fn assess(
+    open_error: Option<&OpenError>,
+    facts: &Facts,
+    checks: &CheckResults,
+    t: &Thresholds,
+) -> Assessment {
+    let mut a = Assessment {
+        status: Status::Healthy,
+        recommendations: Vec::new(),
+        problems: Vec::new(),
+    };
+    let worse = |a: &mut Assessment, s: Status, why: String| {
+        a.status = a.status.max(s);
+        a.problems.push(why);
+    };
+    if checks.integrity_ok == Some(false) {
+        worse(&mut a, Status::Critical, "integrity check failed".into());
+    }
+    if let Some(n) = checks.foreign_key_violations.filter(|n| *n > 0) {
+        worse(
+            &mut a,
+            Status::Critical,
+            format!("{n} foreign key violations"),
+        );
+    }
+    for why in &checks.incomplete {
+        worse(&mut a, Status::Unknown, why.clone());
+    }
+    if let Some(e) = open_error {
+        let status = match e {
+            OpenError::Locked | OpenError::Other(_) => Status::Unknown,
+            _ => Status::Critical,
+        };
+        worse(&mut a, status, format!("cannot read database: {e}"));
+        return a;
+    }
+    recommend(&mut a, facts, checks, t);
+    if !a.recommendations.is_empty() {
+        a.status = a.status.max(Status::Warning);
+    }
+    let slow = t.unhealthy_latency.0.as_secs_f64();
+    let p = &facts.performance;
+    for (what, v) in [("read", p.query_seconds), ("write", p.write_seconds)] {
+        if let Some(v) = v.filter(|v| *v > slow) {
+            worse(
+                &mut a,
+                Status::Warning,
+                format!("{what} probe took {v:.3}s (unhealthy above {slow}s)"),
+            );
+        }
+    }
+    a
+}
+
+fn recommend(a: &mut Assessment, facts: &Facts, checks: &CheckResults, t: &Thresholds) {
+    let mut add = |r: Recommendation, message: String| {
+        a.recommendations.push(Advice {
+            recommendation: r,
+            message,
+        })
+    };
+    if let Some(wal) = facts.wal.wal_bytes {
+        if wal > t.wal_checkpoint_bytes.0 {
+            add(
+                Recommendation::Checkpoint,
+                format!(
+                    "WAL is {} bytes (above {}), run a checkpoint to merge it into the database",
+                    wal, t.wal_checkpoint_bytes.0
+                ),
+            );
+        }
+        if wal > t.wal_critical_bytes.0 {
+            add(
+                Recommendation::CheckpointNow,
+                format!(
+                    "WAL is {} bytes (above {}), checkpoint now (TRUNCATE)",
+                    wal, t.wal_critical_bytes.0
+                ),
+            );
+        }
+    }
+    let size = &facts.size;
+    let low_use = size.utilization_ratio().filter(|u| *u < t.min_utilization);
+    let high_free = size.free_ratio().filter(|f| *f > t.max_free_ratio);
+    if let Some(u) = low_use {
+        add(
+            Recommendation::Vacuum,
+            format!(
+                "page utilization is {:.1}% (below {:.0}%), consider VACUUM",
+                u * 100.0,
+                t.min_utilization * 100.0
+            ),
+        );
+    } else if let Some(f) = high_free {
+        add(
+            Recommendation::Vacuum,
+            format!(
+                "{:.1}% of pages are free (above {:.0}%), VACUUM recommended",
+                f * 100.0,
+                t.max_free_ratio * 100.0
+            ),
+        );
+    }
+    if let Some(bytes) = size.database_bytes.filter(|b| *b > t.archive_bytes.0) {
+        add(
+            Recommendation::Archive,
+            format!(
+                "database is {bytes} bytes (above {}), consider archiving old data",
+                t.archive_bytes.0
+            ),
+        );
+    }
+    let p = &facts.performance;
+    if let Some(q) = p
+        .query_seconds
+        .filter(|q| *q > t.slow_query.0.as_secs_f64())
+    {
+        add(
+            Recommendation::CheckIndexes,
+            format!(
+                "read probe took {:.1} ms (above {} ms), check indexes",
+                q * 1e3,
+                t.slow_query.0.as_millis()
+            ),
+        );
+    }
+    if let Some(w) = p
+        .write_seconds
+        .filter(|w| *w > t.slow_write.0.as_secs_f64())
+    {
+        add(
+            Recommendation::OptimizeWrites,
+            format!(
+                "write probe took {:.1} ms (above {} ms), consider optimizing writes",
+                w * 1e3,
+                t.slow_write.0.as_millis()
+            ),
+        );
+    }
+    if let Some(o) = facts
+        .schema
+        .objects
+        .filter(|o| o.tables > 0 && o.indexes < t.min_indexes)
+    {
+        add(
+            Recommendation::AddIndexes,
+            format!(
+                "{} indexes (fewer than {}), query performance may be suboptimal",
+                o.indexes, t.min_indexes
+            ),
+        );
+    }
+    match checks.backup_age_seconds {
+        Some(None) => add(Recommendation::Backup, "no verified backup found".into()),
+        Some(Some(age)) if age > t.backup_max_age.0.as_secs_f64() => add(
+            Recommendation::Backup,
+            format!(
+                "newest verified backup is {:.1} h old (above {:.0} h)",
+                age / 3600.0,
+                t.backup_max_age.0.as_secs_f64() / 3600.0
+            ),
+        ),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::SchemaObjects;
+
+    fn healthy_facts() -> Facts {
+        let mut f = Facts::default();
+        f.size.pages = Some(100);
+        f.size.freelist_pages = Some(0);
+        f.size.database_bytes = Some(409_600);
+        f.wal.wal_bytes = Some(0);
+        f.schema.objects = Some(SchemaObjects {
+            tables: 2,
+            indexes: 4,
+            views: 0,
+            triggers: 0,
+        });
+        f.performance.query_seconds = Some(0.001);
+        f.performance.write_seconds = Some(0.001);
+        f
+    }
+
+    #[test]
+    fn each_threshold_raises_its_recommendation() {
+        let t = Thresholds::default();
+        let c = CheckResults::default();
+        assert_eq!(
+            assess(None, &healthy_facts(), &c, &t).status,
+            Status::Healthy
+        );
+        type Change = Box<dyn Fn(&mut Facts)>;
+        let cases: Vec<(Change, Recommendation)> = vec![
+            (
+                Box::new(|f| f.wal.wal_bytes = Some(2 << 20)),
+                Recommendation::Checkpoint,
+            ),
+            (
+                Box::new(|f| f.wal.wal_bytes = Some(11 << 20)),
+                Recommendation::CheckpointNow,
+            ),
+            (
+                Box::new(|f| f.size.freelist_pages = Some(40)),
+                Recommendation::Vacuum,
+            ),
+            (
+                Box::new(|f| f.size.database_bytes = Some(101 << 20)),
+                Recommendation::Archive,
+            ),
+            (
+                Box::new(|f| f.performance.query_seconds = Some(0.051)),
+                Recommendation::CheckIndexes,
+            ),
+            (
+                Box::new(|f| f.performance.write_seconds = Some(0.021)),
+                Recommendation::OptimizeWrites,
+            ),
+            (
+                Box::new(|f| f.schema.objects.as_mut().unwrap().indexes = 3),
+                Recommendation::AddIndexes,
+            ),
+        ];
+        for (change, r) in cases {
+            let mut f = healthy_facts();
+            change(&mut f);
+            let a = assess(None, &f, &c, &t);
+            assert!(a.recommends(r), "{r:?} not raised: {a:?}");
+            assert_eq!(a.status, Status::Warning);
+        }
+    }
+
+    #[test]
+    fn integrity_failure_is_critical_and_locked_is_unknown() {
+        let t = Thresholds::default();
+        let c = CheckResults {
+            integrity_ok: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            assess(None, &healthy_facts(), &c, &t).status,
+            Status::Critical
+        );
+        let d = CheckResults::default();
+        assert_eq!(
+            assess(Some(&OpenError::Locked), &Facts::default(), &d, &t).status,
+            Status::Unknown
+        );
+        assert_eq!(
+            assess(Some(&OpenError::NotADatabase), &Facts::default(), &d, &t).status,
+            Status::Critical
+        );
+    }
+
+    #[test]
+    fn slow_probe_is_a_warning() {
+        let mut f = healthy_facts();
+        f.performance.query_seconds = Some(1.5);
+        let a = assess(None, &f, &CheckResults::default(), &Thresholds::default());
+        assert_eq!(a.status, Status::Warning);
+        assert_eq!(a.problems.len(), 1);
+    }
+}

@@ -1,0 +1,91 @@
+//! The landing page: name, version, links, and a live health table of every database.
+
+use axum::extract::State;
+use axum::response::Html;
+use std::fmt::Write as _;
+
+use super::{escape, AppState};
+
+fn bytes(v: Option<u64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        Some(b) if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        Some(b) => format!("{b} B"),
+    }
+}
+
+fn millis(v: Option<f64>) -> String {
+    v.map(|s| format!("{:.2} ms", s * 1e3))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// `GET /`.
+pub async fn page(State(s): State<AppState>) -> Html<String> {
+    let mut rows = String::new();
+    match s.fleet.snapshot().await {
+        Ok(snap) => {
+            for r in &snap.databases {
+                let f = &r.facts;
+                let recs: Vec<&str> = r
+                    .health
+                    .recommendations
+                    .iter()
+                    .map(|a| a.recommendation.as_str())
+                    .collect();
+                let mut notes: Vec<String> = r.health.problems.clone();
+                notes.extend(r.health.recommendations.iter().map(|a| a.message.clone()));
+                let _ = writeln!(
+                    rows,
+                    "<tr class=\"{st}\"><td>{name}</td><td>{st}</td><td>{path}</td><td>{size}</td><td>{wal}</td><td>{util}</td><td>{q}</td><td>{w}</td><td>{recs}</td><td>{notes}</td></tr>",
+                    st = r.health.status.as_str(),
+                    name = escape(&r.name),
+                    path = escape(&r.path.to_string_lossy()),
+                    size = bytes(f.size.database_bytes),
+                    wal = bytes(f.wal.wal_bytes),
+                    util = f.size.utilization_ratio().map(|u| format!("{:.1}%", u * 100.0)).unwrap_or_else(|| "–".into()),
+                    q = millis(f.performance.query_seconds),
+                    w = millis(f.performance.write_seconds),
+                    recs = escape(&recs.join(", ")),
+                    notes = escape(&notes.join("; ")),
+                );
+            }
+        }
+        Err(e) => {
+            let _ = write!(
+                rows,
+                "<tr><td colspan=\"10\">collection failed: {}</td></tr>",
+                escape(&e)
+            );
+        }
+    }
+    let metrics = escape(&s.telemetry_path);
+    Html(format!(
+        r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>SQLite Exporter</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
+tr.healthy td:nth-child(2) {{ color: #1a7f37; }} tr.warning td:nth-child(2) {{ color: #9a6700; }}
+tr.critical td:nth-child(2) {{ color: #cf222e; font-weight: bold; }} tr.unknown td:nth-child(2) {{ color: #57606a; }}
+</style></head>
+<body>
+<h1>SQLite Exporter</h1>
+<p>Version {version} (revision {revision}), SQLite {sqlite}</p>
+<ul>
+<li><a href="{metrics}">Metrics</a></li>
+<li><a href="/health">Health (JSON)</a></li>
+<li><a href="/-/healthy">Liveness</a> · <a href="/-/ready">Readiness</a></li>
+</ul>
+<h2>Databases</h2>
+<table>
+<tr><th>Database</th><th>Status</th><th>Path</th><th>Size</th><th>WAL</th><th>Utilization</th><th>Read probe</th><th>Write probe</th><th>Recommendations</th><th>Notes</th></tr>
+{rows}</table>
+</body></html>
+"#,
+        version = crate::VERSION,
+        revision = crate::REVISION,
+        sqlite = rusqlite::version(),
+    ))
+}

@@ -1,0 +1,343 @@
+//! Every metric name, help text and label lives here, and this is the only module that builds
+//! Prometheus types: collectors produce [`Facts`], the scheduler produces check results, and
+//! [`render`] turns a [`Snapshot`] into the text exposition format. A rename is one edit.
+//!
+//! Two kinds of series exist. Gauges describe the state at this scrape and are rebuilt from the
+//! snapshot every time (so a database that disappears from the config disappears from
+//! `/metrics`). Histograms and counters accumulate across scrapes and live in [`EventMetrics`],
+//! labelled by database and forgotten when the database is.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+
+use crate::collector::{Facts, PerformanceFacts};
+use crate::fleet::Snapshot;
+use crate::health::{Recommendation, Status};
+
+/// Histogram buckets for probe and action latencies: 100 µs to 10 s, with the SPEC §6
+/// thresholds (20 ms, 50 ms, 1 s) as bucket edges so alerts can be exact.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
+
+/// Content-Type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Accumulating metrics: probe histograms now, action counters later; one registry for the
+/// process lifetime.
+pub struct EventMetrics {
+    registry: Registry,
+    query_duration: HistogramVec,
+    write_duration: HistogramVec,
+}
+
+impl Default for EventMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventMetrics {
+    /// Creates and registers the accumulating metrics.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let histogram = |name: &str, help: &str| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                &["database"],
+            )
+            .expect("static histogram definition");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric name");
+            h
+        };
+        EventMetrics {
+            query_duration: histogram("sqlite_query_duration_seconds", "Latency of the read probe (probes.query) at each scrape."),
+            write_duration: histogram("sqlite_write_duration_seconds", "Latency of the write probe (probes.write: lock = BEGIN IMMEDIATE…ROLLBACK, table = a committed write to _sqlite_exporter_probe)."),
+            registry,
+        }
+    }
+
+    /// Records one scrape's probe latencies.
+    pub fn observe_probes(&self, database: &str, p: &PerformanceFacts) {
+        if let Some(q) = p.query_seconds {
+            self.query_duration
+                .with_label_values(&[database])
+                .observe(q);
+        }
+        if let Some(w) = p.write_seconds {
+            self.write_duration
+                .with_label_values(&[database])
+                .observe(w);
+        }
+    }
+
+    /// Drops every series of a database that is no longer monitored.
+    pub fn forget(&self, database: &str) {
+        for h in [&self.query_duration, &self.write_duration] {
+            let _ = h.remove_label_values(&[database]);
+        }
+    }
+
+    fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
+    }
+}
+
+/// Exporter-level state shown in `/metrics`: build info and the config reload gauges.
+pub struct ExporterStatus {
+    reload_successful: AtomicBool,
+    reload_success_timestamp: AtomicU64,
+}
+
+impl Default for ExporterStatus {
+    fn default() -> Self {
+        let s = ExporterStatus {
+            reload_successful: AtomicBool::new(true),
+            reload_success_timestamp: AtomicU64::new(0),
+        };
+        s.record_reload(true);
+        s
+    }
+}
+
+impl ExporterStatus {
+    /// Records the outcome of a config (re)load.
+    pub fn record_reload(&self, ok: bool) {
+        self.reload_successful.store(ok, Ordering::Relaxed);
+        if ok {
+            self.reload_success_timestamp
+                .store(crate::unix_now().to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the last reload succeeded.
+    pub fn reload_successful(&self) -> bool {
+        self.reload_successful.load(Ordering::Relaxed)
+    }
+}
+
+/// Gauges rebuilt at each scrape.
+struct Gauges {
+    registry: Registry,
+}
+
+impl Gauges {
+    fn vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        let g = GaugeVec::new(Opts::new(name, help), labels).expect("static gauge definition");
+        self.registry
+            .register(Box::new(g.clone()))
+            .expect("unique metric name");
+        g
+    }
+}
+
+/// Renders a snapshot, the accumulating metrics and the exporter status as Prometheus text.
+pub fn render(snapshot: &Snapshot, events: &EventMetrics, exporter: &ExporterStatus) -> Vec<u8> {
+    let g = Gauges {
+        registry: Registry::new(),
+    };
+    let db = &["database"];
+    let up = g.vec(
+        "sqlite_up",
+        "1 if the database could be opened and read at this scrape.",
+        db,
+    );
+    let info = g.vec(
+        "sqlite_database_info",
+        "Static facts about the database; always 1.",
+        &[
+            "database",
+            "path",
+            "journal_mode",
+            "auto_vacuum",
+            "encoding",
+            "sqlite_version",
+        ],
+    );
+    let size = g.vec(
+        "sqlite_database_size_bytes",
+        "Size of the main database file.",
+        db,
+    );
+    let wal = g.vec(
+        "sqlite_wal_size_bytes",
+        "Size of the -wal file, 0 when absent.",
+        db,
+    );
+    let shm = g.vec(
+        "sqlite_shm_size_bytes",
+        "Size of the -shm file, 0 when absent.",
+        db,
+    );
+    let frames = g.vec(
+        "sqlite_wal_frames",
+        "Frames currently in the WAL (wal-index mxFrame).",
+        db,
+    );
+    let page_size = g.vec("sqlite_page_size_bytes", "PRAGMA page_size.", db);
+    let pages = g.vec("sqlite_pages", "PRAGMA page_count.", db);
+    let freelist = g.vec("sqlite_freelist_pages", "PRAGMA freelist_count.", db);
+    let util = g.vec(
+        "sqlite_page_utilization_ratio",
+        "(pages - freelist pages) / pages.",
+        db,
+    );
+    let schema_version = g.vec("sqlite_schema_version", "PRAGMA user_version.", db);
+    let objects = g.vec(
+        "sqlite_schema_objects",
+        "Objects in sqlite_schema by type.",
+        &["database", "type"],
+    );
+    let status = g.vec(
+        "sqlite_health_status",
+        "Health status of the database; the current status is 1, the others 0.",
+        &["database", "status"],
+    );
+    let rec = g.vec(
+        "sqlite_recommendation",
+        "1 while the recommendation is active, else 0.",
+        &["database", "recommendation"],
+    );
+    let c_ok = g.vec(
+        "sqlite_scrape_collector_success",
+        "1 if the collector succeeded at this scrape.",
+        &["database", "collector"],
+    );
+    let c_dur = g.vec(
+        "sqlite_scrape_collector_duration_seconds",
+        "Time the collector took at this scrape.",
+        &["database", "collector"],
+    );
+    let integrity_ok = g.vec(
+        "sqlite_integrity_check_success",
+        "1 if the last integrity check found no problems (cached from the last background check).",
+        db,
+    );
+    let fk = g.vec(
+        "sqlite_foreign_key_violations",
+        "Rows reported by PRAGMA foreign_key_check (cached from the last background check).",
+        db,
+    );
+
+    for r in &snapshot.databases {
+        let name = r.name.as_str();
+        up.with_label_values(&[name])
+            .set(if r.up { 1.0 } else { 0.0 });
+        for s in Status::ALL {
+            status
+                .with_label_values(&[name, s.as_str()])
+                .set(if r.health.status == s { 1.0 } else { 0.0 });
+        }
+        if let Some(ok) = r.checks.integrity_ok {
+            integrity_ok
+                .with_label_values(&[name])
+                .set(if ok { 1.0 } else { 0.0 });
+        }
+        if let Some(n) = r.checks.foreign_key_violations {
+            fk.with_label_values(&[name]).set(n as f64);
+        }
+        for c in &r.collectors {
+            c_ok.with_label_values(&[name, c.collector])
+                .set(if c.success { 1.0 } else { 0.0 });
+            c_dur
+                .with_label_values(&[name, c.collector])
+                .set(c.duration_seconds);
+        }
+        if !r.up {
+            continue;
+        }
+        for rr in Recommendation::ALL {
+            rec.with_label_values(&[name, rr.as_str()])
+                .set(if r.health.recommends(rr) { 1.0 } else { 0.0 });
+        }
+        let f: &Facts = &r.facts;
+        if let Some(i) = &f.info {
+            let path = r.path.to_string_lossy();
+            info.with_label_values(&[
+                name,
+                &path,
+                &i.journal_mode,
+                &i.auto_vacuum,
+                &i.encoding,
+                &i.sqlite_version,
+            ])
+            .set(1.0);
+        }
+        let set = |v: &GaugeVec, x: Option<f64>| {
+            if let Some(x) = x {
+                v.with_label_values(&[name]).set(x);
+            }
+        };
+        let n = |x: Option<u64>| x.map(|x| x as f64);
+        set(&size, n(f.size.database_bytes));
+        set(&page_size, n(f.size.page_size_bytes));
+        set(&pages, n(f.size.pages));
+        set(&freelist, n(f.size.freelist_pages));
+        set(&util, f.size.utilization_ratio());
+        set(&wal, n(f.wal.wal_bytes));
+        set(&shm, n(f.wal.shm_bytes));
+        set(&frames, n(f.wal.frames));
+        set(&schema_version, f.schema.user_version.map(|v| v as f64));
+        if let Some(o) = f.schema.objects {
+            for (t, count) in [
+                ("table", o.tables),
+                ("index", o.indexes),
+                ("view", o.views),
+                ("trigger", o.triggers),
+            ] {
+                objects.with_label_values(&[name, t]).set(count as f64);
+            }
+        }
+    }
+
+    let build = g.vec(
+        "sqlite_exporter_build_info",
+        "Build information of the exporter; always 1.",
+        &["version", "revision", "sqlite_version"],
+    );
+    build
+        .with_label_values(&[crate::VERSION, crate::REVISION, rusqlite::version()])
+        .set(1.0);
+    g.vec(
+        "sqlite_exporter_databases",
+        "Databases currently monitored.",
+        &[],
+    )
+    .with_label_values::<&str>(&[])
+    .set(snapshot.databases.len() as f64);
+    g.vec(
+        "sqlite_exporter_config_last_reload_successful",
+        "1 if the last configuration reload succeeded.",
+        &[],
+    )
+    .with_label_values::<&str>(&[])
+    .set(if exporter.reload_successful() {
+        1.0
+    } else {
+        0.0
+    });
+    g.vec(
+        "sqlite_exporter_config_last_reload_success_timestamp_seconds",
+        "Unix time of the last successful configuration reload.",
+        &[],
+    )
+    .with_label_values::<&str>(&[])
+    .set(f64::from_bits(
+        exporter.reload_success_timestamp.load(Ordering::Relaxed),
+    ));
+
+    let mut families = g.registry.gather();
+    families.extend(events.gather());
+    families.retain(|f| !f.get_metric().is_empty());
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut out = Vec::with_capacity(4096 + snapshot.databases.len() * 4096);
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .expect("encoding to a Vec cannot fail");
+    out
+}

@@ -1,0 +1,181 @@
+//! A per-database monitor: one database's configuration, what the last scrape and the last
+//! background checks found, and the log state that keeps a broken database from flooding logs.
+//!
+//! A scrape opens one read-only connection, runs the enabled collectors through it and drops it
+//! before returning, so no snapshot, lock or file descriptor outlives the scrape (SPEC §1). That
+//! costs an `open` per scrape, which we measured to be small next to the probes themselves (see
+//! README, benchmarks), and it follows a file replaced underneath us (restore, recovery) with no
+//! special case.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::collector::{CollectorSet, Facts, Scrape};
+use crate::config::DatabaseConfig;
+use crate::connection::{self, OpenError};
+use crate::health::{self, Assessment, CheckResults};
+use crate::metrics::EventMetrics;
+
+/// Busy timeout of every scrape-time connection: a probe waits at most this long for a lock.
+pub const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One monitored database.
+pub struct Monitor {
+    /// Name, path and settings.
+    pub config: DatabaseConfig,
+    /// Results of the background checks, read by every scrape.
+    checks: Mutex<CheckResults>,
+    /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
+    /// is logged when it appears and when it clears, not at every scrape.
+    logged: Mutex<HashMap<&'static str, String>>,
+}
+
+/// How one collector did at one scrape.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectorOutcome {
+    /// Collector name.
+    pub collector: &'static str,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// How long it took.
+    pub duration_seconds: f64,
+    /// Its error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Everything one scrape learned about one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseReport {
+    /// The `database` label.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Whether the database could be opened and read.
+    pub up: bool,
+    /// Why not, when it could not.
+    #[serde(serialize_with = "serialize_error")]
+    pub error: Option<OpenError>,
+    /// Scrape-time facts.
+    pub facts: Facts,
+    /// Background check results as of this scrape.
+    pub checks: CheckResults,
+    /// Per-collector outcome.
+    pub collectors: Vec<CollectorOutcome>,
+    /// The verdict.
+    pub health: Assessment,
+}
+
+fn serialize_error<S: serde::Serializer>(e: &Option<OpenError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_str(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Monitor {
+    /// A monitor for one configured database.
+    pub fn new(config: DatabaseConfig) -> Self {
+        Monitor {
+            config,
+            checks: Mutex::new(CheckResults::default()),
+            logged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The background check results.
+    pub fn checks(&self) -> CheckResults {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the background check results.
+    pub fn update_checks(&self, f: impl FnOnce(&mut CheckResults)) {
+        f(&mut self.checks.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Scrapes this database once with `collectors`, recording probe latencies in `events`.
+    pub fn scrape(&self, collectors: &CollectorSet, events: &EventMetrics) -> DatabaseReport {
+        let cfg = &self.config;
+        let mut facts = Facts::default();
+        let mut outcomes = Vec::new();
+        let opened = connection::open_read_only(&cfg.path, PROBE_BUSY_TIMEOUT).and_then(|conn| {
+            // SQLite opens lazily: the first read is what finds a bad header or a lock.
+            conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+            Ok(conn)
+        });
+        let error = match opened {
+            Ok(conn) => {
+                for c in collectors.iter() {
+                    let start = Instant::now();
+                    let mut scrape = Scrape {
+                        path: &cfg.path,
+                        settings: &cfg.settings,
+                        conn: &conn,
+                        facts: &mut facts,
+                    };
+                    let result = c.update(&mut scrape);
+                    let error = result.err().map(|e| e.to_string());
+                    self.log_change(c.name(), error.as_deref(), "collector failed");
+                    outcomes.push(CollectorOutcome {
+                        collector: c.name(),
+                        success: error.is_none(),
+                        duration_seconds: start.elapsed().as_secs_f64(),
+                        error,
+                    });
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        self.log_change(
+            "open",
+            error.as_ref().map(|e| e.to_string()).as_deref(),
+            "cannot read database",
+        );
+        self.log_change(
+            "write_note",
+            facts.performance.write_note.as_deref(),
+            "write probe",
+        );
+        events.observe_probes(&cfg.name, &facts.performance);
+        let checks = self.checks();
+        let health = health::assess(error.as_ref(), &facts, &checks, &cfg.settings.thresholds);
+        DatabaseReport {
+            name: cfg.name.clone(),
+            path: cfg.path.clone(),
+            up: error.is_none(),
+            error,
+            facts,
+            checks,
+            collectors: outcomes,
+            health,
+        }
+    }
+
+    /// Logs `problem` for `source` when it differs from the last one logged, and logs the
+    /// recovery when it clears.
+    fn log_change(&self, source: &'static str, problem: Option<&str>, what: &str) {
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        let db = &self.config.name;
+        let path = self.config.path.display();
+        match (problem, logged.get(source)) {
+            (Some(p), Some(old)) if p == old => {}
+            (Some(p), _) => {
+                warn!(database = %db, path = %path, source, error = %p, "{what}");
+                logged.insert(source, p.to_string());
+            }
+            (None, Some(_)) => {
+                info!(database = %db, path = %path, source, "{what}: cleared");
+                logged.remove(source);
+            }
+            (None, None) => {}
+        }
+    }
+}
