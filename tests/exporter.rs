@@ -1,0 +1,394 @@
+//! End-to-end tests of the exporter core: the real binary over real HTTP on loopback, against
+//! databases built from SQL in temp dirs, checked against the `sqlite3` CLI and `promtool`.
+
+#[path = "util/exporter.rs"]
+mod exporter;
+#[path = "util/tools.rs"]
+mod tools;
+
+use std::path::Path;
+
+use exporter::{build_db, must, sqlite3, value, Exporter};
+use rusqlite::Connection;
+
+/// A WAL database with uncheckpointed frames, held open by `writer` so they stay in the WAL.
+fn wal_db_with_frames(path: &Path) -> Connection {
+    let writer = Connection::open(path).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+             CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); CREATE INDEX t_v ON t(v);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 300)
+             INSERT INTO t(v) SELECT randomblob(200) FROM c;",
+        )
+        .unwrap();
+    writer
+}
+
+/// A rollback-journal database with free pages.
+fn journal_db_with_free_pages(path: &Path) {
+    build_db(
+        path,
+        "CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 400)
+         INSERT INTO big(v) SELECT randomblob(1000) FROM c;
+         DELETE FROM big WHERE id > 150; PRAGMA user_version = 7;",
+    );
+}
+
+#[test]
+fn metrics_equal_sqlite3_and_a_scrape_leaves_the_wal_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let _writer = wal_db_with_frames(&a);
+    journal_db_with_free_pages(&b);
+    let wal = dir.path().join("a.db-wal");
+    let before = (std::fs::read(&a).unwrap(), std::fs::read(&wal).unwrap());
+    assert!(before.1.len() > 32, "the WAL should hold frames");
+
+    let e = Exporter::start(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    let body = e.metrics();
+    let _ = e.metrics();
+
+    for (name, path) in [("a", &a), ("b", &b)] {
+        let l = [("database", name)];
+        assert_eq!(must(&body, "sqlite_up", &l), 1.0);
+        let q = |pragma: &str| {
+            sqlite3(path, &format!("PRAGMA {pragma}"))
+                .parse::<f64>()
+                .unwrap()
+        };
+        assert_eq!(
+            must(&body, "sqlite_page_size_bytes", &l),
+            q("page_size"),
+            "{name} page size"
+        );
+        assert_eq!(
+            must(&body, "sqlite_pages", &l),
+            q("page_count"),
+            "{name} page count"
+        );
+        assert_eq!(
+            must(&body, "sqlite_freelist_pages", &l),
+            q("freelist_count"),
+            "{name} freelist"
+        );
+        assert_eq!(
+            must(&body, "sqlite_schema_version", &l),
+            q("user_version"),
+            "{name} user_version"
+        );
+        let size = std::fs::metadata(path).unwrap().len() as f64;
+        assert_eq!(
+            must(&body, "sqlite_database_size_bytes", &l),
+            size,
+            "{name} file size"
+        );
+    }
+    assert_eq!(
+        must(&body, "sqlite_wal_size_bytes", &[("database", "a")]),
+        before.1.len() as f64
+    );
+    assert_eq!(
+        must(&body, "sqlite_wal_size_bytes", &[("database", "b")]),
+        0.0
+    );
+    // No checkpoint has run, so every frame in the file is a valid frame.
+    let page = must(&body, "sqlite_page_size_bytes", &[("database", "a")]) as usize;
+    let frames = (before.1.len() - 32) / (24 + page);
+    assert_eq!(
+        must(&body, "sqlite_wal_frames", &[("database", "a")]),
+        frames as f64
+    );
+    assert!(must(&body, "sqlite_freelist_pages", &[("database", "b")]) > 0.0);
+    let util = must(&body, "sqlite_page_utilization_ratio", &[("database", "b")]);
+    let (pages, free) = (
+        must(&body, "sqlite_pages", &[("database", "b")]),
+        must(&body, "sqlite_freelist_pages", &[("database", "b")]),
+    );
+    assert!((util - (pages - free) / pages).abs() < 1e-12);
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_database_info",
+            &[("database", "a"), ("journal_mode", "wal")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_database_info",
+            &[("database", "b"), ("journal_mode", "delete")]
+        ),
+        1.0
+    );
+    // Both probes ran.
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_write_duration_seconds_count",
+            &[("database", "a")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_query_duration_seconds_count",
+            &[("database", "b")]
+        ),
+        1.0
+    );
+
+    drop(e);
+    let after = (std::fs::read(&a).unwrap(), std::fs::read(&wal).unwrap());
+    assert!(before.0 == after.0, "the main database file changed");
+    assert!(before.1 == after.1, "the WAL changed");
+}
+
+#[test]
+fn unreadable_files_are_down_with_a_reason_and_the_rest_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build_db(
+        &d.join("good.db"),
+        "CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+    );
+    std::fs::write(
+        d.join("junk.db"),
+        "this is not a database, just text\n".repeat(200),
+    )
+    .unwrap();
+    std::fs::write(d.join("empty.db"), b"").unwrap();
+    std::fs::create_dir(d.join("folder.db")).unwrap();
+    let files = ["good.db", "junk.db", "empty.db", "folder.db", "missing.db"];
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| d.join(f).to_string_lossy().into_owned())
+        .collect();
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let mut e = Exporter::start(&args);
+    let body = e.metrics();
+    assert_eq!(must(&body, "sqlite_up", &[("database", "good")]), 1.0);
+    for (name, cause) in [
+        ("junk", "file is not a SQLite database"),
+        ("empty", "file is empty (0 bytes)"),
+        ("folder", "path is a directory"),
+        ("missing", "file does not exist"),
+    ] {
+        assert_eq!(
+            must(&body, "sqlite_up", &[("database", name)]),
+            0.0,
+            "{name}"
+        );
+        assert_eq!(
+            must(
+                &body,
+                "sqlite_health_status",
+                &[("database", name), ("status", "critical")]
+            ),
+            1.0
+        );
+        e.wait_log(&["cannot read database", &format!("database={name}"), cause]);
+    }
+    let (code, health) = e.get("/health");
+    assert_eq!(code, 503, "a critical database makes /health 503");
+    assert!(health.contains("\"file does not exist\""), "{health}");
+    // Still serving, and the good database is unaffected.
+    let again = e.metrics();
+    assert_eq!(must(&again, "sqlite_up", &[("database", "good")]), 1.0);
+    assert_eq!(must(&again, "sqlite_pages", &[("database", "good")]), 2.0);
+    assert!(e.alive());
+}
+
+#[test]
+fn a_locked_database_is_reported_and_does_not_stall_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (locked, free) = (dir.path().join("locked.db"), dir.path().join("free.db"));
+    build_db(&free, "CREATE TABLE t(x);");
+    build_db(&locked, "CREATE TABLE t(x);");
+    let holder = Connection::open(&locked).unwrap();
+    holder
+        .execute_batch("PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+        .unwrap();
+    let e = Exporter::start(&[locked.to_str().unwrap(), free.to_str().unwrap()]);
+    let body = e.metrics();
+    assert_eq!(must(&body, "sqlite_up", &[("database", "locked")]), 0.0);
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_health_status",
+            &[("database", "locked"), ("status", "unknown")]
+        ),
+        1.0
+    );
+    assert_eq!(must(&body, "sqlite_up", &[("database", "free")]), 1.0);
+    e.wait_log(&["database=locked", "locked"]);
+}
+
+#[test]
+fn promtool_check_metrics_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let _writer = wal_db_with_frames(&a);
+    journal_db_with_free_pages(&b);
+    std::fs::write(dir.path().join("bad.db"), "x".repeat(5000)).unwrap();
+    let bad = dir.path().join("bad.db");
+    let e = Exporter::start(&[
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    let body = e.metrics();
+    let scrape = dir.path().join("scrape.prom");
+    std::fs::write(&scrape, &body).unwrap();
+    let out = promtool_check_metrics(&scrape);
+    assert!(out.is_empty(), "promtool check metrics reported:\n{out}");
+}
+
+fn promtool_check_metrics(file: &Path) -> String {
+    use std::process::{Command, Stdio};
+    let input = std::fs::File::open(file).unwrap();
+    let out = match Command::new(tools::PROMTOOL.name).args(["check", "metrics"]).stdin(Stdio::from(input)).output() {
+        Ok(o) => o,
+        Err(_) => panic!("`promtool` is not installed; it is provided by the Debian package `prometheus` (apt-get install prometheus)"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || !text.is_empty(),
+        "promtool failed silently"
+    );
+    text
+}
+
+#[test]
+fn metrics_are_gzipped_when_asked_with_the_right_content_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.db");
+    build_db(&a, "CREATE TABLE t(x);");
+    let e = Exporter::start(&[a.to_str().unwrap()]);
+    let raw = raw_get(&e.addr, "/metrics", "Accept-Encoding: gzip, deflate\r\n");
+    let (head, body) = raw.split_at(raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
+    let head = String::from_utf8_lossy(head).to_lowercase();
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(body), &mut text).unwrap();
+    assert!(text.contains("sqlite_up{database=\"a\"} 1"), "{text}");
+    let plain = raw_get(&e.addr, "/metrics", "");
+    assert!(!String::from_utf8_lossy(&plain)
+        .to_lowercase()
+        .contains("content-encoding"));
+    let (code, landing) = e.get("/");
+    assert_eq!(code, 200);
+    assert!(
+        landing.contains("<td>a</td>") && landing.contains("/metrics"),
+        "{landing}"
+    );
+    assert_eq!(e.get("/-/healthy").0, 200);
+    assert_eq!(e.get("/-/ready").0, 200);
+}
+
+#[test]
+fn a_hundred_concurrent_scrapes_all_return_correct_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Vec::new();
+    for i in 0..10 {
+        let p = dir.path().join(format!("db{i}.db"));
+        build_db(&p, &format!("CREATE TABLE t(x); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < {}) INSERT INTO t SELECT randomblob(1000) FROM c;", i * 50));
+        args.push(p.to_string_lossy().into_owned());
+    }
+    let expected: Vec<f64> = (0..10)
+        .map(|i| {
+            sqlite3(&dir.path().join(format!("db{i}.db")), "PRAGMA page_count")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let e = Exporter::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let bodies: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100).map(|_| s.spawn(|| e.metrics())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for body in &bodies {
+        for (i, pages) in expected.iter().enumerate() {
+            let name = format!("db{i}");
+            assert_eq!(
+                value(body, "sqlite_pages", &[("database", &name)]),
+                Some(*pages)
+            );
+            assert_eq!(value(body, "sqlite_up", &[("database", &name)]), Some(1.0));
+        }
+    }
+    // Overlapping scrapes share collections: the probes ran fewer times than there were scrapes.
+    let last = e.metrics();
+    let probes = must(
+        &last,
+        "sqlite_query_duration_seconds_count",
+        &[("database", "db0")],
+    );
+    assert!(probes <= 101.0, "{probes} probe runs for 101 scrapes");
+    eprintln!("101 scrapes ran {probes} collections");
+}
+
+#[test]
+fn check_reports_and_exits_by_status() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.db");
+    build_db(
+        &good,
+        "CREATE TABLE t(a, b, c, d, e); CREATE INDEX i1 ON t(a); CREATE INDEX i2 ON t(b); CREATE INDEX i3 ON t(c); CREATE INDEX i4 ON t(d);",
+    );
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, "y".repeat(4096)).unwrap();
+    let run = |args: &[&Path], json: bool| {
+        let mut c = Command::new(exporter::binary());
+        c.arg("check");
+        if json {
+            c.arg("--output=json");
+        }
+        let out = c.args(args).output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = run(&[&good], false);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("good") && text.contains("healthy"), "{text}");
+    let (code, text) = run(&[&good, &junk], true);
+    assert_eq!(code, 2, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status"], "critical");
+    assert_eq!(v["databases"][1]["error"], "file is not a SQLite database");
+    // WAL above 1 MiB → warning (checkpoint recommended).
+    let wal = dir.path().join("wal.db");
+    let _w = Connection::open(&wal).unwrap();
+    _w.execute_batch("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(v); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2000) INSERT INTO t SELECT randomblob(1000) FROM c;").unwrap();
+    let (code, text) = run(&[&wal], false);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("checkpoint"), "{text}");
+}
+
+/// A raw HTTP/1.1 GET, so the test sees the bytes on the wire (no client-side decoding).
+fn raw_get(addr: &str, path: &str, extra_headers: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    out
+}

@@ -1,0 +1,113 @@
+//! Golden-file test: the real binary's `/metrics` for a fixed set of databases, diffed against
+//! `tests/testdata/golden.prom` with volatile values masked. Set `UPDATE_GOLDEN=1` to rewrite
+//! the golden file after an intended change, and review the diff.
+
+#[path = "util/exporter.rs"]
+mod exporter;
+
+use exporter::{build_db, Exporter};
+use rusqlite::Connection;
+
+/// Series whose values depend on timing or time, masked as `<volatile>`.
+const VOLATILE: &[&str] = &[
+    "sqlite_query_duration_seconds_bucket",
+    "sqlite_query_duration_seconds_sum",
+    "sqlite_write_duration_seconds_bucket",
+    "sqlite_write_duration_seconds_sum",
+    "sqlite_scrape_collector_duration_seconds",
+    "sqlite_exporter_config_last_reload_success_timestamp_seconds",
+];
+
+fn mask(body: &str, tmp: &str) -> String {
+    let mut out = String::new();
+    for line in body.lines() {
+        let mut line = line.replace(tmp, "$TMP");
+        if let Some(start) = line.find("revision=\"") {
+            let end = start + 10 + line[start + 10..].find('"').unwrap();
+            line.replace_range(start + 10..end, "<revision>");
+        }
+        if line.starts_with("sqlite_exporter_build_info") {
+            line = line.replace(env!("CARGO_PKG_VERSION"), "<version>");
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        if !line.starts_with('#') && VOLATILE.contains(&name) {
+            let (series, _) = line.rsplit_once(' ').unwrap();
+            line = format!("{series} <volatile>");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn metrics_match_the_golden_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let writer = Connection::open(d.join("app.db")).unwrap();
+    writer
+        .execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+             CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT UNIQUE, bio BLOB);
+             CREATE INDEX users_bio ON users(bio);
+             CREATE VIEW user_emails AS SELECT email FROM users;
+             CREATE TRIGGER users_touch AFTER UPDATE ON users BEGIN SELECT 1; END;
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 200)
+             INSERT INTO users(email, bio) SELECT 'u' || i || '@example.com', zeroblob(300) FROM c;
+             PRAGMA user_version = 12;",
+        )
+        .unwrap();
+    build_db(
+        &d.join("tenant.db"),
+        "CREATE TABLE notes(id INTEGER PRIMARY KEY, body BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 300)
+         INSERT INTO notes(body) SELECT zeroblob(2000) FROM c;
+         DELETE FROM notes WHERE id > 100;",
+    );
+    std::fs::write(d.join("junk.db"), "not sqlite\n".repeat(500)).unwrap();
+    let config = d.join("sqlite_exporter.yml");
+    std::fs::write(
+        &config,
+        "# Latency thresholds are raised so a slow CI machine cannot change a status.
+defaults:
+  thresholds: { slow_query: 10s, slow_write: 10s, unhealthy_latency: 10s }
+databases:
+  - name: app
+    path: app.db
+  - path: tenant.db
+  - name: broken
+    path: junk.db
+  - name: gone
+    path: missing.db
+",
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let got = mask(&e.metrics(), &d.to_string_lossy());
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/golden.prom");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+        return;
+    }
+    let want =
+        std::fs::read_to_string(&golden).expect("golden file missing; run with UPDATE_GOLDEN=1");
+    if got != want {
+        let diff: Vec<String> = want
+            .lines()
+            .filter(|l| !got.lines().any(|g| g == *l))
+            .map(|l| format!("- {l}"))
+            .chain(
+                got.lines()
+                    .filter(|l| !want.lines().any(|w| w == *l))
+                    .map(|l| format!("+ {l}")),
+            )
+            .collect();
+        panic!(
+            "/metrics differs from {} (UPDATE_GOLDEN=1 rewrites it):\n{}",
+            golden.display(),
+            diff.join("\n")
+        );
+    }
+    drop(writer);
+}
