@@ -175,13 +175,7 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
     let mut stmt = conn.prepare(&shape.select(table)).map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
     while let Some(row) = rows.next().map_err(sqlite)? {
-        let failed = (|| -> rusqlite::Result<bool> {
-            Ok(is_false(row.get_ref(1)?)
-                || is_nonempty(row.get_ref(2)?)
-                || is_failed_status(row.get_ref(3)?)
-                || is_true(row.get_ref(4)?))
-        })()
-        .map_err(sqlite)?;
+        let failed = row_failed(row).map_err(sqlite)?;
         if failed {
             stats.failed = stats.failed.map(|n| n + 1);
             continue;
@@ -204,6 +198,14 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
         );
     }
     Ok(Some(stats))
+}
+
+/// Whether a row of [`Shape::select`] is marked failed by any of its failure columns.
+fn row_failed(row: &rusqlite::Row<'_>) -> rusqlite::Result<bool> {
+    Ok(is_false(row.get_ref(1)?)
+        || is_nonempty(row.get_ref(2)?)
+        || is_failed_status(row.get_ref(3)?)
+        || is_true(row.get_ref(4)?))
 }
 
 fn as_bool(value: ValueRef<'_>) -> Option<bool> {
