@@ -88,10 +88,12 @@ pub fn bounded<T>(
                     guard.fire(Stop::Timeout(timeout));
                 }
             }
-            if guard.stopped().is_some() {
+            let wait = if guard.stopped().is_some() {
                 handle.interrupt();
-            }
-            let wait = deadline.saturating_duration_since(Instant::now()).min(TICK);
+                TICK
+            } else {
+                deadline.saturating_duration_since(Instant::now()).min(TICK)
+            };
             match done_rx.recv_timeout(wait) {
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 _ => break,
