@@ -7,6 +7,8 @@
 //! - [`config`] decodes the YAML file strictly into validated types.
 //! - [`wal`] reads WAL facts from the files themselves.
 //! - [`collector`] holds the scrape-time collectors, one file each, registered by name.
+//! - [`integrity`], [`dbstat`] and [`migrations`] are the deep checks, run in the
+//!   background ([`interrupt`] bounds them in time; [`sql`] quotes identifiers).
 //! - [`health`] decides status and recommendations from the facts (SPEC §6).
 //! - [`monitor`] owns one database: it scrapes it and caches background results.
 //! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
@@ -20,13 +22,18 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod connection;
+pub mod dbstat;
 pub mod demo;
 pub mod fleet;
 pub mod health;
 pub mod http;
+pub mod integrity;
+pub mod interrupt;
 pub mod logging;
 pub mod metrics;
+pub mod migrations;
 pub mod monitor;
+pub mod sql;
 pub mod wal;
 
 /// The exporter's version (Cargo package version).
