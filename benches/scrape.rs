@@ -47,22 +47,35 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn time(runs: usize, mut f: impl FnMut()) -> Duration {
     f(); // warm-up
-    median((0..runs).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed()
-    }).collect())
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() {
     // `cargo test` runs benches only with --benches; keep a quick mode for that.
     let quick = std::env::args().any(|a| a == "--test");
     let sizes: &[usize] = if quick { &[10] } else { &[100, 1000] };
-    println!("{:>6}  {:>14}  {:>14}  {:>14}  {:>10}  {:>10}", "dbs", "syscalls/db", "open+pragma/db", "scrape/db", "vs syscall", "vs open");
+    println!(
+        "{:>6}  {:>14}  {:>14}  {:>14}  {:>10}  {:>10}",
+        "dbs", "syscalls/db", "open+pragma/db", "scrape/db", "vs syscall", "vs open"
+    );
     for &n in sizes {
         let dir = tempfile::tempdir().unwrap();
         let paths = build_fleet(dir.path(), n);
-        let runs = if quick { 3 } else if n >= 1000 { 15 } else { 41 };
+        let runs = if quick {
+            3
+        } else if n >= 1000 {
+            15
+        } else {
+            41
+        };
         let syscalls = time(runs, || {
             for p in &paths {
                 for suffix in ["", "-wal", "-shm"] {
@@ -97,5 +110,7 @@ fn main() {
             scrape.as_secs_f64() / open.as_secs_f64(),
         );
     }
-    println!("(medians; scrape on 1 thread, i.e. --scrape.concurrency=1, including text rendering)");
+    println!(
+        "(medians; scrape on 1 thread, i.e. --scrape.concurrency=1, including text rendering)"
+    );
 }

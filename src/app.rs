@@ -11,6 +11,9 @@ use crate::config::{Config, DatabaseConfig, Source};
 use crate::demo::Demo;
 use crate::fleet::Fleet;
 use crate::http::{self, AppState};
+use crate::integrity::Mode;
+use crate::scheduler::{self, Job};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Runs what the command line asks for; returns the process exit code.
 pub fn run(inv: Invocation) -> anyhow::Result<i32> {
@@ -22,6 +25,15 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         };
         let fleet = Fleet::new(collectors, cli.scrape_concurrency);
         fleet.apply(databases(&config));
+        let cancel = AtomicBool::new(false);
+        for m in fleet.monitors().values() {
+            let mode = if args.full {
+                Mode::Full
+            } else {
+                m.config.settings.integrity_check.mode
+            };
+            scheduler::run_job(m, Job::Integrity(mode), fleet.collectors(), &cancel);
+        }
         let snapshot = fleet.collect_blocking();
         return Ok(crate::check::report(
             &snapshot,
@@ -76,8 +88,14 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
                 println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
             }
         }
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let checks = tokio::spawn(scheduler::run(fleet.clone(), cli.checks_concurrency, cancel.clone(), stop_rx));
         let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone() };
         http::serve(listeners, http::router(state), shutdown_signal()).await;
+        cancel.store(true, Ordering::Relaxed);
+        let _ = stop_tx.send(true);
+        let _ = checks.await;
         info!("stopped");
         anyhow::Ok(())
     })?;

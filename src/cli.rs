@@ -58,6 +58,10 @@ pub struct Cli {
     #[arg(long = "scrape.concurrency", value_name = "N", default_value_t = 4)]
     pub scrape_concurrency: usize,
 
+    /// Background checks (integrity, dbstat) running at once across all databases.
+    #[arg(long = "checks.concurrency", value_name = "N", default_value_t = 1)]
+    pub checks_concurrency: usize,
+
     /// Run the demo: a demo database with a background writer in DIR (a temp dir if omitted).
     #[arg(long, value_name = "DIR", num_args = 0..=1)]
     pub demo: Option<Option<PathBuf>>,
@@ -87,6 +91,9 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
+    /// Run a full integrity_check now (default: the configured check, quick_check).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// Output of reports.
@@ -179,6 +186,12 @@ mod tests {
         assert!(i.collectors.names().contains(&"query"));
         let i = try_parse_from(["x", "--collector.disable-defaults", "--collector.wal"]).unwrap();
         assert_eq!(i.collectors.names(), vec!["wal"]);
+        let i = try_parse_from(["x", "--collector.tables"]).unwrap();
+        assert!(
+            i.collectors.background("tables")
+                && i.collectors.background("integrity")
+                && !i.collectors.background("dbstat")
+        );
     }
 
     #[test]

@@ -55,6 +55,11 @@ impl Fleet {
         }
     }
 
+    /// The enabled collectors.
+    pub fn collectors(&self) -> &CollectorSet {
+        &self.collectors
+    }
+
     /// The monitors, in name order.
     pub fn monitors(&self) -> Arc<BTreeMap<String, Arc<Monitor>>> {
         self.monitors
@@ -75,12 +80,19 @@ impl Fleet {
         let mut guard = self.monitors.write().unwrap_or_else(|e| e.into_inner());
         let old = guard.clone();
         let mut next = BTreeMap::new();
+        let added = databases
+            .iter()
+            .filter(|d| old.get(&d.name).is_none_or(|m| m.config != **d))
+            .count();
+        let mut position = 0;
         for db in databases {
             let monitor = match old.get(&db.name) {
                 Some(m) if m.config == db => m.clone(),
                 _ => {
                     info!(database = %db.name, path = %db.path.display(), "monitoring database");
-                    Arc::new(Monitor::new(db))
+                    let stagger = position as f64 / added.max(1) as f64;
+                    position += 1;
+                    Arc::new(Monitor::new(db, stagger))
                 }
             };
             next.insert(monitor.config.name.clone(), monitor);

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::checks::Checks;
 use crate::collector::Facts;
 use crate::config::Thresholds;
 use crate::connection::OpenError;
@@ -132,26 +133,12 @@ impl Assessment {
     }
 }
 
-/// Results of the background checks that feed the verdict (filled by the scheduler).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct CheckResults {
-    /// Last integrity check: `Some(true)` passed, `Some(false)` failed, `None` not run yet.
-    pub integrity_ok: Option<bool>,
-    /// Last foreign-key check violations.
-    pub foreign_key_violations: Option<u64>,
-    /// Checks that could not complete, with the reason.
-    pub incomplete: Vec<String>,
-    /// Age in seconds of the newest verified backup, when backups are watched; `Some(None)`
-    /// when watched and there is none.
-    pub backup_age_seconds: Option<Option<f64>>,
-}
-
 /// Decides status and recommendations. `open_error` is why the database could not be read at
 /// this scrape, if it could not.
 pub fn assess(
     open_error: Option<&OpenError>,
     facts: &Facts,
-    checks: &CheckResults,
+    checks: &Checks,
     t: &Thresholds,
 ) -> Assessment {
     let mut a = Assessment {
@@ -163,17 +150,26 @@ pub fn assess(
         a.status = a.status.max(s);
         a.problems.push(why);
     };
-    if checks.integrity_ok == Some(false) {
-        worse(&mut a, Status::Critical, "integrity check failed".into());
+    if let Some(i) = checks.integrity.as_ref().filter(|i| !i.ok) {
+        let first = i.messages.first().map(String::as_str).unwrap_or("");
+        worse(
+            &mut a,
+            Status::Critical,
+            format!(
+                "{} integrity check failed ({} problems): {first}",
+                i.mode.as_str(),
+                i.errors
+            ),
+        );
     }
-    if let Some(n) = checks.foreign_key_violations.filter(|n| *n > 0) {
+    if let Some(n) = checks.foreign_key_violations().filter(|n| *n > 0) {
         worse(
             &mut a,
             Status::Critical,
             format!("{n} foreign key violations"),
         );
     }
-    for why in &checks.incomplete {
+    if let Some(why) = &checks.integrity_incomplete {
         worse(&mut a, Status::Unknown, why.clone());
     }
     if let Some(e) = open_error {
@@ -202,7 +198,7 @@ pub fn assess(
     a
 }
 
-fn recommend(a: &mut Assessment, facts: &Facts, checks: &CheckResults, t: &Thresholds) {
+fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds) {
     let mut add = |r: Recommendation, message: String| {
         a.recommendations.push(Advice {
             recommendation: r,
@@ -339,7 +335,7 @@ mod tests {
     #[test]
     fn each_threshold_raises_its_recommendation() {
         let t = Thresholds::default();
-        let c = CheckResults::default();
+        let c = Checks::default();
         assert_eq!(
             assess(None, &healthy_facts(), &c, &t).status,
             Status::Healthy
@@ -387,15 +383,24 @@ mod tests {
     #[test]
     fn integrity_failure_is_critical_and_locked_is_unknown() {
         let t = Thresholds::default();
-        let c = CheckResults {
-            integrity_ok: Some(false),
+        let failed = crate::checks::IntegrityResult {
+            mode: crate::integrity::Mode::Full,
+            ok: false,
+            errors: 1,
+            messages: vec!["row 3 missing from index i".into()],
+            foreign_key_violations: Some(0),
+            duration_seconds: 0.1,
+            finished_at: 0.0,
+        };
+        let c = Checks {
+            integrity: Some(failed),
             ..Default::default()
         };
         assert_eq!(
             assess(None, &healthy_facts(), &c, &t).status,
             Status::Critical
         );
-        let d = CheckResults::default();
+        let d = Checks::default();
         assert_eq!(
             assess(Some(&OpenError::Locked), &Facts::default(), &d, &t).status,
             Status::Unknown
@@ -410,7 +415,7 @@ mod tests {
     fn slow_probe_is_a_warning() {
         let mut f = healthy_facts();
         f.performance.query_seconds = Some(1.5);
-        let a = assess(None, &f, &CheckResults::default(), &Thresholds::default());
+        let a = assess(None, &f, &Checks::default(), &Thresholds::default());
         assert_eq!(a.status, Status::Warning);
         assert_eq!(a.problems.len(), 1);
     }

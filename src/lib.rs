@@ -9,6 +9,7 @@
 //! - [`collector`] holds the scrape-time collectors, one file each, registered by name.
 //! - [`integrity`], [`dbstat`] and [`migrations`] are the deep checks, run in the
 //!   background ([`interrupt`] bounds them in time; [`sql`] quotes identifiers).
+//! - [`scheduler`] runs them on a staggered, bounded schedule; [`checks`] caches the results.
 //! - [`health`] decides status and recommendations from the facts (SPEC §6).
 //! - [`monitor`] owns one database: it scrapes it and caches background results.
 //! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
@@ -18,6 +19,7 @@
 
 pub mod app;
 pub mod check;
+pub mod checks;
 pub mod cli;
 pub mod collector;
 pub mod config;
@@ -33,6 +35,7 @@ pub mod logging;
 pub mod metrics;
 pub mod migrations;
 pub mod monitor;
+pub mod scheduler;
 pub mod sql;
 pub mod wal;
 

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
 
+use crate::checks::Checks;
 use crate::collector::{Facts, PerformanceFacts};
 use crate::fleet::Snapshot;
 use crate::health::{Recommendation, Status};
@@ -213,16 +214,7 @@ pub fn render(snapshot: &Snapshot, events: &EventMetrics, exporter: &ExporterSta
         "Time the collector took at this scrape.",
         &["database", "collector"],
     );
-    let integrity_ok = g.vec(
-        "sqlite_integrity_check_success",
-        "1 if the last integrity check found no problems (cached from the last background check).",
-        db,
-    );
-    let fk = g.vec(
-        "sqlite_foreign_key_violations",
-        "Rows reported by PRAGMA foreign_key_check (cached from the last background check).",
-        db,
-    );
+    let checks = CheckGauges::new(&g);
 
     for r in &snapshot.databases {
         let name = r.name.as_str();
@@ -233,13 +225,13 @@ pub fn render(snapshot: &Snapshot, events: &EventMetrics, exporter: &ExporterSta
                 .with_label_values(&[name, s.as_str()])
                 .set(if r.health.status == s { 1.0 } else { 0.0 });
         }
-        if let Some(ok) = r.checks.integrity_ok {
-            integrity_ok
-                .with_label_values(&[name])
-                .set(if ok { 1.0 } else { 0.0 });
-        }
-        if let Some(n) = r.checks.foreign_key_violations {
-            fk.with_label_values(&[name]).set(n as f64);
+        checks.set(name, &r.checks);
+        for (collector, run) in &r.checks.runs {
+            c_ok.with_label_values(&[name, collector])
+                .set(if run.success { 1.0 } else { 0.0 });
+            c_dur
+                .with_label_values(&[name, collector])
+                .set(run.duration_seconds);
         }
         for c in &r.collectors {
             c_ok.with_label_values(&[name, c.collector])
@@ -340,4 +332,72 @@ pub fn render(snapshot: &Snapshot, events: &EventMetrics, exporter: &ExporterSta
         .encode(&families, &mut out)
         .expect("encoding to a Vec cannot fail");
     out
+}
+
+/// Gauges of the background checks; their HELP says the value is cached.
+struct CheckGauges {
+    success: GaugeVec,
+    errors: GaugeVec,
+    last_run: GaugeVec,
+    duration: GaugeVec,
+    foreign_keys: GaugeVec,
+    unused: GaugeVec,
+    table_rows: GaugeVec,
+    table_size: GaugeVec,
+    migrations_applied: GaugeVec,
+    migrations_failed: GaugeVec,
+    migration_last: GaugeVec,
+}
+
+impl CheckGauges {
+    fn new(g: &Gauges) -> Self {
+        let db = &["database"];
+        let table = &["database", "table"];
+        CheckGauges {
+            success: g.vec("sqlite_integrity_check_success", "1 if the last integrity check found no problems (cached from the last background check).", db),
+            errors: g.vec("sqlite_integrity_check_errors", "Problem rows reported by the last integrity check, capped at 100 (cached from the last background check).", db),
+            last_run: g.vec("sqlite_integrity_check_last_run_timestamp_seconds", "Unix time the last completed integrity check finished (cached from the last background check).", db),
+            duration: g.vec("sqlite_integrity_check_duration_seconds", "Duration of the last completed integrity check (cached from the last background check).", db),
+            foreign_keys: g.vec("sqlite_foreign_key_violations", "Rows reported by PRAGMA foreign_key_check (cached from the last background check).", db),
+            unused: g.vec("sqlite_unused_bytes", "Free bytes inside pages, SELECT sum(unused) FROM dbstat (cached from the last background dbstat scan).", db),
+            table_rows: g.vec("sqlite_table_rows", "Rows in the table, count(*) (cached from the last background tables scan).", table),
+            table_size: g.vec("sqlite_table_size_bytes", "Bytes of the table's b-tree pages, from dbstat (cached from the last background tables scan).", table),
+            migrations_applied: g.vec("sqlite_migrations_applied", "Applied migrations in the migrations table (cached from the last background read).", db),
+            migrations_failed: g.vec("sqlite_migrations_failed", "Migrations recorded as failed in the migrations table (cached from the last background read).", db),
+            migration_last: g.vec("sqlite_migration_last_applied_timestamp_seconds", "Unix time of the newest applied migration (cached from the last background read).", db),
+        }
+    }
+
+    fn set(&self, name: &str, c: &Checks) {
+        let one = |v: &GaugeVec, x: f64| v.with_label_values(&[name]).set(x);
+        if let Some(i) = &c.integrity {
+            one(&self.success, if i.ok { 1.0 } else { 0.0 });
+            one(&self.errors, i.errors as f64);
+            one(&self.last_run, i.finished_at);
+            one(&self.duration, i.duration_seconds);
+            if let Some(n) = i.foreign_key_violations {
+                one(&self.foreign_keys, n as f64);
+            }
+        }
+        if let Some(n) = c.unused_bytes {
+            one(&self.unused, n as f64);
+        }
+        for t in c.tables.iter().flatten() {
+            self.table_rows
+                .with_label_values(&[name, &t.table])
+                .set(t.rows as f64);
+            self.table_size
+                .with_label_values(&[name, &t.table])
+                .set(t.size_bytes as f64);
+        }
+        if let Some(m) = &c.migrations {
+            one(&self.migrations_applied, m.applied as f64);
+            if let Some(f) = m.failed {
+                one(&self.migrations_failed, f as f64);
+            }
+            if let Some(t) = m.last_applied {
+                one(&self.migration_last, t);
+            }
+        }
+    }
 }

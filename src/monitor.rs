@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::checks::{Checks, RunOutcome};
 use crate::collector::{CollectorSet, Facts, Scrape};
 use crate::config::DatabaseConfig;
 use crate::connection::{self, OpenError};
-use crate::health::{self, Assessment, CheckResults};
+use crate::health::{self, Assessment};
 use crate::metrics::EventMetrics;
+use crate::scheduler::Schedule;
 
 /// Busy timeout of every scrape-time connection: a probe waits at most this long for a lock.
 pub const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -29,7 +31,9 @@ pub struct Monitor {
     /// Name, path and settings.
     pub config: DatabaseConfig,
     /// Results of the background checks, read by every scrape.
-    checks: Mutex<CheckResults>,
+    checks: Mutex<Checks>,
+    /// When the background checks run next.
+    schedule: Mutex<Schedule>,
     /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
     /// is logged when it appears and when it clears, not at every scrape.
     logged: Mutex<HashMap<&'static str, String>>,
@@ -63,7 +67,7 @@ pub struct DatabaseReport {
     /// Scrape-time facts.
     pub facts: Facts,
     /// Background check results as of this scrape.
-    pub checks: CheckResults,
+    pub checks: Checks,
     /// Per-collector outcome.
     pub collectors: Vec<CollectorOutcome>,
     /// The verdict.
@@ -78,26 +82,45 @@ fn serialize_error<S: serde::Serializer>(e: &Option<OpenError>, s: S) -> Result<
 }
 
 impl Monitor {
-    /// A monitor for one configured database.
-    pub fn new(config: DatabaseConfig) -> Self {
+    /// A monitor for one configured database; `stagger` (0..1) places its first background
+    /// runs in their stagger windows.
+    pub fn new(config: DatabaseConfig, stagger: f64) -> Self {
+        let schedule = Schedule::staggered(&config.settings, stagger);
         Monitor {
             config,
-            checks: Mutex::new(CheckResults::default()),
+            checks: Mutex::new(Checks::default()),
+            schedule: Mutex::new(schedule),
             logged: Mutex::new(HashMap::new()),
         }
     }
 
     /// The background check results.
-    pub fn checks(&self) -> CheckResults {
+    pub fn checks(&self) -> Checks {
         self.checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
-    /// Replaces the background check results.
-    pub fn update_checks(&self, f: impl FnOnce(&mut CheckResults)) {
-        f(&mut self.checks.lock().unwrap_or_else(|e| e.into_inner()));
+    /// Changes the background check results.
+    pub fn update_checks<T>(&self, f: impl FnOnce(&mut Checks) -> T) -> T {
+        f(&mut self.checks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The background timetable.
+    pub fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a background collector's run, logging a failure when it starts and when it
+    /// clears.
+    pub fn record_run(&self, collector: &'static str, run: RunOutcome) {
+        self.log_change(
+            collector,
+            run.error.as_deref(),
+            "background collector failed",
+        );
+        self.update_checks(|c| c.runs.insert(collector, run));
     }
 
     /// Scrapes this database once with `collectors`, recording probe latencies in `events`.

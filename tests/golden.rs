@@ -12,10 +12,14 @@ use rusqlite::Connection;
 const VOLATILE: &[&str] = &[
     "sqlite_query_duration_seconds_bucket",
     "sqlite_query_duration_seconds_sum",
+    "sqlite_query_duration_seconds_count",
+    "sqlite_write_duration_seconds_count",
     "sqlite_write_duration_seconds_bucket",
     "sqlite_write_duration_seconds_sum",
     "sqlite_scrape_collector_duration_seconds",
     "sqlite_exporter_config_last_reload_success_timestamp_seconds",
+    "sqlite_integrity_check_last_run_timestamp_seconds",
+    "sqlite_integrity_check_duration_seconds",
 ];
 
 fn mask(body: &str, tmp: &str) -> String {
@@ -54,6 +58,8 @@ fn metrics_match_the_golden_file() {
              CREATE TRIGGER users_touch AFTER UPDATE ON users BEGIN SELECT 1; END;
              WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 200)
              INSERT INTO users(email, bio) SELECT 'u' || i || '@example.com', zeroblob(300) FROM c;
+             CREATE TABLE schema_migrations(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 1700000000), (2, 1700003600);
              PRAGMA user_version = 12;",
         )
         .unwrap();
@@ -69,8 +75,10 @@ fn metrics_match_the_golden_file() {
     std::fs::write(
         &config,
         "# Latency thresholds are raised so a slow CI machine cannot change a status.
+# A short check interval makes every first background check run within a second.
 defaults:
   thresholds: { slow_query: 10s, slow_write: 10s, unhealthy_latency: 10s }
+  integrity_check: { interval: 1s, full_interval: 1h }
 databases:
   - name: app
     path: app.db
@@ -83,7 +91,21 @@ databases:
     )
     .unwrap();
     let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
-    let got = mask(&e.metrics(), &d.to_string_lossy());
+    // Wait for the background checks of every readable-or-present file, then scrape.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        let body = e.metrics();
+        let done = ["app", "tenant", "broken"]
+            .iter()
+            .all(|db| exporter::value(&body, "sqlite_integrity_check_success", &[("database", db)]).is_some())
+            && exporter::value(&body, "sqlite_migrations_applied", &[("database", "app")]).is_some()
+            && exporter::value(&body, "sqlite_scrape_collector_success", &[("database", "gone"), ("collector", "integrity")]).is_some();
+        if done || std::time::Instant::now() > deadline {
+            break e.metrics();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let got = mask(&body, &d.to_string_lossy());
     let golden =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/golden.prom");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

@@ -52,7 +52,16 @@ pub trait Collector: Send + Sync {
     fn update(&self, scrape: &mut Scrape<'_>) -> Result<(), CollectError>;
 }
 
-/// A registered collector: its name, whether it runs without a flag, and its constructor.
+/// How a registered collector runs.
+pub enum Kind {
+    /// At every scrape, through the scrape's connection.
+    Scrape(fn() -> Box<dyn Collector>),
+    /// In the background on its own schedule ([`crate::scheduler`]); scrapes read its cached
+    /// result.
+    Background,
+}
+
+/// A registered collector: its name, whether it runs without a flag, and how it runs.
 pub struct Registration {
     /// Flag name.
     pub name: &'static str,
@@ -60,52 +69,87 @@ pub struct Registration {
     pub default: bool,
     /// One line for `--help`.
     pub help: &'static str,
-    make: fn() -> Box<dyn Collector>,
+    /// Scrape-time or background.
+    pub kind: Kind,
 }
 
-/// Every scrape-time collector, by name.
+/// Every collector, by name.
 pub const REGISTRY: &[Registration] = &[
     Registration {
         name: "info",
         default: true,
         help: "journal mode, encoding, auto_vacuum, SQLite version",
-        make: || Box::new(info::Info),
+        kind: Kind::Scrape(|| Box::new(info::Info)),
     },
     Registration {
         name: "size",
         default: true,
         help: "file size, pages, freelist, utilization",
-        make: || Box::new(size::Size),
+        kind: Kind::Scrape(|| Box::new(size::Size)),
     },
     Registration {
         name: "wal",
         default: true,
         help: "WAL and SHM sizes, frames in the WAL",
-        make: || Box::new(wal::Wal),
+        kind: Kind::Scrape(|| Box::new(wal::Wal)),
     },
     Registration {
         name: "schema",
         default: true,
         help: "user_version and schema objects",
-        make: || Box::new(schema::Schema),
+        kind: Kind::Scrape(|| Box::new(schema::Schema)),
     },
     Registration {
         name: "query",
         default: true,
         help: "read probe latency",
-        make: || Box::new(query::Query),
+        kind: Kind::Scrape(|| Box::new(query::Query)),
     },
     Registration {
         name: "write",
         default: true,
         help: "write probe latency (probes.write)",
-        make: || Box::new(write::Write),
+        kind: Kind::Scrape(|| Box::new(write::Write)),
+    },
+    Registration {
+        name: INTEGRITY,
+        default: true,
+        help: "background quick_check/integrity_check and foreign_key_check",
+        kind: Kind::Background,
+    },
+    Registration {
+        name: MIGRATIONS,
+        default: true,
+        help: "background read of the migrations table",
+        kind: Kind::Background,
+    },
+    Registration {
+        name: DBSTAT,
+        default: false,
+        help: "background dbstat scan: free bytes inside pages",
+        kind: Kind::Background,
+    },
+    Registration {
+        name: TABLES,
+        default: false,
+        help: "background per-table rows and sizes",
+        kind: Kind::Background,
     },
 ];
+
+/// Name of the background integrity collector.
+pub const INTEGRITY: &str = "integrity";
+/// Name of the background migrations collector.
+pub const MIGRATIONS: &str = "migrations";
+/// Name of the background dbstat collector.
+pub const DBSTAT: &str = "dbstat";
+/// Name of the background tables collector.
+pub const TABLES: &str = "tables";
 
 /// The collectors enabled for this process.
 pub struct CollectorSet {
     collectors: Vec<Box<dyn Collector>>,
+    background: Vec<&'static str>,
 }
 
 impl CollectorSet {
@@ -116,22 +160,35 @@ impl CollectorSet {
 
     /// The collectors for which `enabled` says yes.
     pub fn select(enabled: impl Fn(&Registration) -> bool) -> Self {
-        let collectors = REGISTRY
-            .iter()
-            .filter(|r| enabled(r))
-            .map(|r| (r.make)())
-            .collect();
-        CollectorSet { collectors }
+        let mut set = CollectorSet {
+            collectors: Vec::new(),
+            background: Vec::new(),
+        };
+        for r in REGISTRY.iter().filter(|r| enabled(r)) {
+            match r.kind {
+                Kind::Scrape(make) => set.collectors.push(make()),
+                Kind::Background => set.background.push(r.name),
+            }
+        }
+        set
     }
 
-    /// In registry order.
+    /// The scrape-time collectors, in registry order.
     pub fn iter(&self) -> impl Iterator<Item = &dyn Collector> {
         self.collectors.iter().map(|c| c.as_ref())
     }
 
-    /// Names of the enabled collectors.
+    /// Whether the background collector `name` is enabled.
+    pub fn background(&self, name: &str) -> bool {
+        self.background.contains(&name)
+    }
+
+    /// Names of every enabled collector.
     pub fn names(&self) -> Vec<&'static str> {
-        self.iter().map(|c| c.name()).collect()
+        self.iter()
+            .map(|c| c.name())
+            .chain(self.background.iter().copied())
+            .collect()
     }
 }
 

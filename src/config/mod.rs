@@ -107,15 +107,8 @@ section! {
     }
 }
 
-/// Which integrity pragma a background check runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IntegrityMode {
-    /// `PRAGMA quick_check`: O(size) but skips index/table cross-checks.
-    Quick,
-    /// `PRAGMA integrity_check`: everything, slower.
-    Full,
-}
+/// Which integrity pragma a background check runs (`quick` or `full`).
+pub use crate::integrity::Mode as IntegrityMode;
 
 section! {
     /// The background integrity schedule (SPEC §3, §6).
@@ -208,6 +201,16 @@ section! {
 }
 
 section! {
+    /// The schedule of the dbstat-based collectors (`dbstat`, `tables`; off by default).
+    Dbstat / RawDbstat {
+        /// How often they scan (each scan reads every page).
+        interval: HumanDuration = secs(3600),
+        /// A longer scan is interrupted.
+        timeout: HumanDuration = secs(300),
+    }
+}
+
+section! {
     /// Opt-in policies (SPEC §7); all off by default.
     Auto / RawAuto {
         /// Checkpoint TRUNCATE when the WAL passes `wal_critical_bytes`.
@@ -244,6 +247,8 @@ pub struct Settings {
     pub auto: Auto,
     /// Migrations collector.
     pub migrations: Migrations,
+    /// dbstat-based collectors.
+    pub dbstat: Dbstat,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -261,6 +266,8 @@ struct RawSettings {
     auto: Option<RawAuto>,
     #[serde(default)]
     migrations: Option<RawMigrations>,
+    #[serde(default)]
+    dbstat: Option<RawDbstat>,
 }
 
 impl Settings {
@@ -282,6 +289,9 @@ impl Settings {
         }
         if let Some(r) = &raw.migrations {
             self.migrations.overlay(r);
+        }
+        if let Some(r) = &raw.dbstat {
+            self.dbstat.overlay(r);
         }
     }
 
@@ -315,6 +325,8 @@ impl Settings {
         )?;
         positive(format!("{at}integrity_check.timeout"), ic.timeout)?;
         positive(format!("{at}backup.interval"), self.backup.interval)?;
+        positive(format!("{at}dbstat.interval"), self.dbstat.interval)?;
+        positive(format!("{at}dbstat.timeout"), self.dbstat.timeout)?;
         if self.probes.query.trim().is_empty() {
             return Err((
                 format!("{at}probes.query"),
@@ -379,6 +391,8 @@ struct RawDatabase {
     auto: Option<RawAuto>,
     #[serde(default)]
     migrations: Option<RawMigrations>,
+    #[serde(default)]
+    dbstat: Option<RawDbstat>,
 }
 
 impl RawDatabase {
@@ -390,6 +404,7 @@ impl RawDatabase {
             backup: self.backup.clone(),
             auto: self.auto.clone(),
             migrations: self.migrations.clone(),
+            dbstat: self.dbstat.clone(),
         }
     }
 }
