@@ -130,6 +130,26 @@ pub async fn run(
     }
 }
 
+/// Runs `f` on a new thread with lowered CPU priority (nice +10), so O(size) work yields the CPU
+/// to the application and to scrapes on a busy machine. A thread of its own, not one from the
+/// blocking pool: a thread's priority cannot be raised again without privileges, and pool
+/// threads later serve scrapes.
+pub fn low_priority_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            // SAFETY: plain syscalls on the calling thread; failure only leaves the priority as is.
+            unsafe {
+                let tid = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+            }
+            f()
+        })
+}
+
 /// Runs `job` on `m` now, on the calling thread, and records its results. Used by the
 /// scheduler and by `sqlite_exporter check`.
 pub fn run_job(m: &Monitor, job: Job, collectors: &CollectorSet, cancel: &AtomicBool) {

@@ -16,8 +16,15 @@ use std::time::{Duration, Instant};
 use exporter::{must, value, Exporter};
 
 fn check(args: &[&str]) -> (i32, String) {
-    let out = Command::new(exporter::binary()).arg("check").args(args).output().unwrap();
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = Command::new(exporter::binary())
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 /// Scrapes until `ready` holds for the body (20 s at most), returning that body.
@@ -28,7 +35,10 @@ fn scrape_until(e: &Exporter, what: &str, ready: impl Fn(&str) -> bool) -> Strin
         if ready(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{body}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -49,13 +59,25 @@ fn index_corruption_fails_the_full_check_only_and_table_damage_fails_both() {
 
     let (code, out) = check(&["--output=json", index]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["databases"][0]["checks"]["integrity"]["mode"], "quick", "{out}");
-    assert_eq!(v["databases"][0]["checks"]["integrity"]["ok"], true, "quick_check must pass: {out}");
+    assert_eq!(
+        v["databases"][0]["checks"]["integrity"]["mode"], "quick",
+        "{out}"
+    );
+    assert_eq!(
+        v["databases"][0]["checks"]["integrity"]["ok"], true,
+        "quick_check must pass: {out}"
+    );
     assert_ne!(code, 2, "{out}");
 
     let (code, out) = check(&["--full", index]);
-    assert_eq!(code, 2, "the full check must find the index mismatch: {out}");
-    assert!(out.contains("full integrity check failed") && out.contains("missing from index"), "{out}");
+    assert_eq!(
+        code, 2,
+        "the full check must find the index mismatch: {out}"
+    );
+    assert!(
+        out.contains("full integrity check failed") && out.contains("missing from index"),
+        "{out}"
+    );
 
     for args in [vec![table], vec!["--full", table]] {
         let (code, out) = check(&args);
@@ -82,10 +104,25 @@ fn the_server_reports_index_corruption_after_the_next_full_check_not_the_quick_o
     );
     let e = Exporter::start(&["--config.file", &config]);
     let l = [("database", "idx")];
-    let body = scrape_until(&e, "a quick check of idx", |b| value(b, "sqlite_integrity_check_success", &l).is_some());
-    assert_eq!(must(&body, "sqlite_integrity_check_success", &l), 1.0, "quick_check cannot see it");
-    let body = scrape_until(&e, "the full check of idx", |b| value(b, "sqlite_integrity_check_success", &l) == Some(0.0));
-    assert_eq!(must(&body, "sqlite_health_status", &[("database", "idx"), ("status", "critical")]), 1.0);
+    let body = scrape_until(&e, "a quick check of idx", |b| {
+        value(b, "sqlite_integrity_check_success", &l).is_some()
+    });
+    assert_eq!(
+        must(&body, "sqlite_integrity_check_success", &l),
+        1.0,
+        "quick_check cannot see it"
+    );
+    let body = scrape_until(&e, "the full check of idx", |b| {
+        value(b, "sqlite_integrity_check_success", &l) == Some(0.0)
+    });
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_health_status",
+            &[("database", "idx"), ("status", "critical")]
+        ),
+        1.0
+    );
     assert!(must(&body, "sqlite_integrity_check_errors", &l) >= 1.0);
     e.wait_log(&["integrity check FAILED", "database=idx", "mode=full"]);
 }
@@ -108,18 +145,49 @@ fn dbstat_and_tables_equal_the_sqlite3_cli() {
         dir.path(),
         &format!("defaults:\n  integrity_check: {{ interval: 1s }}\n  dbstat: {{ interval: 1s }}\ndatabases:\n  - path: {}\n", db.display()),
     );
-    let e = Exporter::start(&["--config.file", &config, "--collector.dbstat", "--collector.tables"]);
+    let e = Exporter::start(&[
+        "--config.file",
+        &config,
+        "--collector.dbstat",
+        "--collector.tables",
+    ]);
     let l = [("database", "stats")];
     let body = scrape_until(&e, "dbstat and tables", |b| {
-        value(b, "sqlite_unused_bytes", &l).is_some() && value(b, "sqlite_table_rows", &[("table", "b c")]).is_some()
+        value(b, "sqlite_unused_bytes", &l).is_some()
+            && value(b, "sqlite_table_rows", &[("table", "b c")]).is_some()
     });
-    let unused: f64 = sqlite3::cli(&db, "SELECT sum(unused) FROM dbstat").parse().unwrap();
+    let unused: f64 = sqlite3::cli(&db, "SELECT sum(unused) FROM dbstat")
+        .parse()
+        .unwrap();
     assert_eq!(must(&body, "sqlite_unused_bytes", &l), unused);
     for t in ["a", "b c"] {
-        let rows: f64 = sqlite3::cli(&db, &format!("SELECT count(*) FROM \"{t}\"")).parse().unwrap();
-        assert_eq!(must(&body, "sqlite_table_rows", &[("database", "stats"), ("table", t)]), rows, "{t}");
-        let size: f64 = sqlite3::cli(&db, &format!("SELECT sum(pgsize) FROM dbstat WHERE name = '{t}'")).parse().unwrap();
-        assert_eq!(must(&body, "sqlite_table_size_bytes", &[("database", "stats"), ("table", t)]), size, "{t}");
+        let rows: f64 = sqlite3::cli(&db, &format!("SELECT count(*) FROM \"{t}\""))
+            .parse()
+            .unwrap();
+        assert_eq!(
+            must(
+                &body,
+                "sqlite_table_rows",
+                &[("database", "stats"), ("table", t)]
+            ),
+            rows,
+            "{t}"
+        );
+        let size: f64 = sqlite3::cli(
+            &db,
+            &format!("SELECT sum(pgsize) FROM dbstat WHERE name = '{t}'"),
+        )
+        .parse()
+        .unwrap();
+        assert_eq!(
+            must(
+                &body,
+                "sqlite_table_size_bytes",
+                &[("database", "stats"), ("table", t)]
+            ),
+            size,
+            "{t}"
+        );
     }
 }
 
@@ -137,9 +205,30 @@ fn a_check_longer_than_its_timeout_is_interrupted_and_reported_unknown() {
     );
     let e = Exporter::start(&["--config.file", &config]);
     let l = [("database", "big"), ("collector", "integrity")];
-    let body = scrape_until(&e, "an interrupted check", |b| value(b, "sqlite_scrape_collector_success", &l).is_some());
+    let body = scrape_until(&e, "an interrupted check", |b| {
+        value(b, "sqlite_scrape_collector_success", &l).is_some()
+    });
     assert_eq!(must(&body, "sqlite_scrape_collector_success", &l), 0.0);
-    assert_eq!(value(&body, "sqlite_integrity_check_success", &[("database", "big")]), None, "never reported as success");
-    assert_eq!(must(&body, "sqlite_health_status", &[("database", "big"), ("status", "unknown")]), 1.0);
-    e.wait_log(&["integrity check did not complete", "database=big", "interrupted"]);
+    assert_eq!(
+        value(
+            &body,
+            "sqlite_integrity_check_success",
+            &[("database", "big")]
+        ),
+        None,
+        "never reported as success"
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_health_status",
+            &[("database", "big"), ("status", "unknown")]
+        ),
+        1.0
+    );
+    e.wait_log(&[
+        "integrity check did not complete",
+        "database=big",
+        "interrupted",
+    ]);
 }

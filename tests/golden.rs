@@ -95,11 +95,18 @@ databases:
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let body = loop {
         let body = e.metrics();
-        let done = ["app", "tenant", "broken"]
-            .iter()
-            .all(|db| exporter::value(&body, "sqlite_integrity_check_success", &[("database", db)]).is_some())
-            && exporter::value(&body, "sqlite_migrations_applied", &[("database", "app")]).is_some()
-            && exporter::value(&body, "sqlite_scrape_collector_success", &[("database", "gone"), ("collector", "integrity")]).is_some();
+        let done =
+            ["app", "tenant", "broken"].iter().all(|db| {
+                exporter::value(&body, "sqlite_integrity_check_success", &[("database", db)])
+                    .is_some()
+            }) && exporter::value(&body, "sqlite_migrations_applied", &[("database", "app")])
+                .is_some()
+                && exporter::value(
+                    &body,
+                    "sqlite_scrape_collector_success",
+                    &[("database", "gone"), ("collector", "integrity")],
+                )
+                .is_some();
         if done || std::time::Instant::now() > deadline {
             break e.metrics();
         }
