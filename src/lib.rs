@@ -18,6 +18,7 @@
 //! - [`cli`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
 pub mod app;
+pub mod backup;
 pub mod check;
 pub mod checks;
 pub mod cli;
@@ -34,6 +35,7 @@ pub mod interrupt;
 pub mod logging;
 pub mod metrics;
 pub mod migrations;
+pub mod restore;
 pub mod monitor;
 pub mod scheduler;
 pub mod sql;
