@@ -10,6 +10,7 @@ use crate::cli::{Command, Invocation};
 use crate::config::{Config, DatabaseConfig, Source};
 use crate::demo::Demo;
 use crate::fleet::Fleet;
+use crate::http::control::Control;
 use crate::http::{self, AppState};
 use crate::integrity::Mode;
 use crate::scheduler::{self, Job};
@@ -40,6 +41,9 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
             args.output,
             &mut std::io::stdout().lock(),
         )?);
+    }
+    if let Some(command) = &cli.command {
+        return crate::command::run(command, cli.config_file.as_ref(), collectors);
     }
     if cli.config_check {
         let Some(file) = &cli.config_file else {
@@ -84,14 +88,17 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         if let Some(d) = &demo {
             let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
             println!("sqlite_exporter demo: database {} (backups in {})", d.database.display(), d.backup_dir.display());
+            println!("  control API token in {} (Authorization: Bearer $(cat {}))", d.token_file.display(), d.token_file.display());
             for a in &addrs {
                 println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
             }
         }
         let cancel = Arc::new(AtomicBool::new(false));
+        scheduler::remove_backup_leftovers(&fleet);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let checks = tokio::spawn(scheduler::run(fleet.clone(), cli.checks_concurrency, cancel.clone(), stop_rx));
-        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone() };
+        let control = Arc::new(Control::new(config.control.clone(), cancel.clone()));
+        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone(), control };
         http::serve(listeners, http::router(state), shutdown_signal()).await;
         cancel.store(true, Ordering::Relaxed);
         let _ = stop_tx.send(true);
@@ -112,9 +119,15 @@ fn databases(config: &Config) -> Vec<DatabaseConfig> {
     dbs
 }
 
+/// The demo's configuration: its database, its backup directory with scheduled backups every
+/// 10 minutes, auto-checkpoint, and the control API on with the demo's token.
 fn demo_config(d: &Demo) -> Config {
     let mut settings = (*Config::default().defaults).clone();
     settings.backup.dir = d.backup_dir.clone();
+    settings.backup.interval = crate::config::HumanDuration(std::time::Duration::from_secs(600));
+    settings.backup.keep = 5;
+    settings.auto.backup = true;
+    settings.auto.checkpoint = true;
     let settings = Arc::new(settings);
     Config {
         entries: vec![crate::config::Entry {
@@ -123,7 +136,11 @@ fn demo_config(d: &Demo) -> Config {
             settings: settings.clone(),
         }],
         defaults: settings,
-        ..Config::default()
+        control: crate::config::Control {
+            enabled: true,
+            token_file: Some(d.token_file.clone()),
+        },
+        file: None,
     }
 }
 

@@ -118,9 +118,42 @@ pub struct Checks {
     pub migrations: Option<MigrationFigures>,
     /// Last outcome per background collector.
     pub runs: BTreeMap<&'static str, RunOutcome>,
-    /// Age in seconds of the newest verified backup, when backups are watched; `Some(None)`
-    /// when watched and there is none.
-    pub backup_age_seconds: Option<Option<f64>>,
+    /// The backups in the backup directory, when it exists (or scheduled backups are on).
+    pub backups: Option<BackupSummary>,
+}
+
+/// What the backup directory holds for one database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BackupSummary {
+    /// Backups retained.
+    pub count: u64,
+    /// The newest verified backup: its sidecar says it passed verification, or it has no
+    /// sidecar (made by another tool with the same naming, trusted as found).
+    pub newest_file: Option<String>,
+    /// When its snapshot was taken (Unix seconds).
+    pub newest_created_at: Option<f64>,
+    /// Its size in bytes.
+    pub newest_size_bytes: Option<u64>,
+}
+
+impl BackupSummary {
+    /// Summarises a listing (newest first).
+    pub fn from_list(list: &[crate::backup::BackupInfo]) -> Self {
+        let newest = list
+            .iter()
+            .find(|b| !b.has_sidecar || b.meta.verification.as_deref() == Some("ok"));
+        BackupSummary {
+            count: list.len() as u64,
+            newest_file: newest.map(|b| b.file_name.clone()),
+            newest_created_at: newest.map(|b| b.meta.created_at_unix),
+            newest_size_bytes: newest.map(|b| b.meta.size),
+        }
+    }
+
+    /// Seconds since the newest verified backup; `None` when there is none.
+    pub fn age_seconds(&self, now: f64) -> Option<f64> {
+        self.newest_created_at.map(|t| (now - t).max(0.0))
+    }
 }
 
 impl Checks {

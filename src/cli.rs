@@ -80,6 +80,59 @@ pub struct Cli {
 pub enum Command {
     /// Health report for each database; exit 0 healthy, 1 warning, 2 critical, 3 unknown.
     Check(CheckArgs),
+    /// Checkpoint the WAL (passive, full, restart or truncate).
+    Checkpoint {
+        #[command(flatten)]
+        target: Target,
+        /// Checkpoint mode.
+        #[arg(long, default_value = "passive")]
+        mode: String,
+    },
+    /// Take a verified online backup.
+    Backup {
+        #[command(flatten)]
+        target: Target,
+        /// Label appended to the backup's file name.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List backups, newest first.
+    Backups {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Restore a backup (a file name from `backups`) into the live database.
+    Restore {
+        #[command(flatten)]
+        target: Target,
+        /// File name of the backup, as `backups` lists it.
+        #[arg(value_name = "BACKUP")]
+        backup: String,
+    },
+    /// Run the recovery sequence: check, quarantine and restore if corrupt, checkpoint, VACUUM.
+    Recover {
+        #[command(flatten)]
+        target: Target,
+        /// Report the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// VACUUM after checking free disk space.
+    Vacuum {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// The database an action subcommand works on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// A database name from --config.file, or a database file.
+    #[arg(value_name = "DATABASE")]
+    pub database: String,
+    /// Backup directory (overrides backup.dir).
+    #[arg(long = "backup.dir", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
 }
 
 /// `check` arguments.

@@ -23,6 +23,8 @@ pub struct Demo {
     pub database: PathBuf,
     /// Directory for the demo's backups.
     pub backup_dir: PathBuf,
+    /// The control API token file (a random token, mode 0600).
+    pub token_file: PathBuf,
     stop: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
     _temp: Option<tempfile::TempDir>,
@@ -62,6 +64,20 @@ impl Demo {
         let database = dir.join("demo.db");
         let backup_dir = dir.join("backups");
         std::fs::create_dir_all(&backup_dir)?;
+        let token_file = dir.join("token");
+        if !token_file.exists() {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let token: String = (0..32)
+                .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+                .collect();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&token_file)?;
+            writeln!(f, "{token}")?;
+        }
         let conn = Connection::open(&database)
             .with_context(|| format!("creating {}", database.display()))?;
         conn.execute_batch(SCHEMA)
@@ -83,6 +99,7 @@ impl Demo {
             dir,
             database,
             backup_dir,
+            token_file,
             stop,
             writer: Some(writer),
             _temp: temp,

@@ -91,6 +91,7 @@ impl Fleet {
                 _ => {
                     info!(database = %db.name, path = %db.path.display(), "monitoring database");
                     let stagger = position as f64 / added.max(1) as f64;
+                    self.events.init(&db.name);
                     position += 1;
                     Arc::new(Monitor::new(db, stagger))
                 }

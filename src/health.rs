@@ -296,17 +296,20 @@ fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds)
             ),
         );
     }
-    match checks.backup_age_seconds {
-        Some(None) => add(Recommendation::Backup, "no verified backup found".into()),
-        Some(Some(age)) if age > t.backup_max_age.0.as_secs_f64() => add(
-            Recommendation::Backup,
-            format!(
-                "newest verified backup is {:.1} h old (above {:.0} h)",
-                age / 3600.0,
-                t.backup_max_age.0.as_secs_f64() / 3600.0
+    if let Some(b) = &checks.backups {
+        let max = t.backup_max_age.0.as_secs_f64();
+        match b.age_seconds(crate::unix_now()) {
+            None => add(Recommendation::Backup, "no verified backup found".into()),
+            Some(age) if age > max => add(
+                Recommendation::Backup,
+                format!(
+                    "newest verified backup is {:.1} h old (above {:.0} h)",
+                    age / 3600.0,
+                    max / 3600.0
+                ),
             ),
-        ),
-        _ => {}
+            Some(_) => {}
+        }
     }
 }
 

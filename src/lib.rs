@@ -17,12 +17,15 @@
 //! - [`http`] serves it all; it has no SQLite code.
 //! - [`cli`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
+pub mod actions;
 pub mod app;
 pub mod backup;
 pub mod check;
+pub mod checkpoint;
 pub mod checks;
 pub mod cli;
 pub mod collector;
+pub mod command;
 pub mod config;
 pub mod connection;
 pub mod dbstat;
@@ -32,13 +35,17 @@ pub mod health;
 pub mod http;
 pub mod integrity;
 pub mod interrupt;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod migrations;
-pub mod restore;
 pub mod monitor;
+pub mod policy;
+pub mod recover;
+pub mod restore;
 pub mod scheduler;
 pub mod sql;
+pub mod vacuum;
 pub mod wal;
 
 /// The exporter's version (Cargo package version).

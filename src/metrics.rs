@@ -10,7 +10,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder,
+};
 
 use crate::checks::Checks;
 use crate::collector::{Facts, PerformanceFacts};
@@ -24,6 +26,42 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     10.0,
 ];
 
+/// Histogram buckets for actions (checkpoint to a long backup): 10 ms to 1 h.
+pub const ACTION_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    3600.0,
+];
+
+/// The actions counted in `/metrics`, with the names of their counters (SPEC §4:
+/// `sqlite_<action>s_total`, `sqlite_<action>_failures_total`). Checkpoints are counted by mode
+/// separately.
+const COUNTED_ACTIONS: &[(&str, &str, &str, &str)] = &[
+    (
+        "backup",
+        "Backups",
+        "sqlite_backups_total",
+        "sqlite_backup_failures_total",
+    ),
+    (
+        "restore",
+        "Restores",
+        "sqlite_restores_total",
+        "sqlite_restore_failures_total",
+    ),
+    (
+        "recovery",
+        "Recoveries",
+        "sqlite_recoveries_total",
+        "sqlite_recovery_failures_total",
+    ),
+    (
+        "vacuum",
+        "VACUUMs",
+        "sqlite_vacuums_total",
+        "sqlite_vacuum_failures_total",
+    ),
+];
+
 /// Content-Type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -33,6 +71,11 @@ pub struct EventMetrics {
     registry: Registry,
     query_duration: HistogramVec,
     write_duration: HistogramVec,
+    checkpoints: CounterVec,
+    checkpoint_failures: CounterVec,
+    /// (action, attempts, failures) for the actions of [`COUNTED_ACTIONS`].
+    actions: Vec<(&'static str, CounterVec, CounterVec)>,
+    action_duration: HistogramVec,
 }
 
 impl Default for EventMetrics {
@@ -56,9 +99,42 @@ impl EventMetrics {
                 .expect("unique metric name");
             h
         };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c =
+                CounterVec::new(Opts::new(name, help), labels).expect("static counter definition");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric name");
+            c
+        };
+        let action_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "sqlite_action_duration_seconds",
+                "Duration of each action (manual or by policy), successful or not.",
+            )
+            .buckets(ACTION_BUCKETS.to_vec()),
+            &["database", "action"],
+        )
+        .expect("static histogram definition");
+        registry
+            .register(Box::new(action_duration.clone()))
+            .expect("unique metric name");
         EventMetrics {
             query_duration: histogram("sqlite_query_duration_seconds", "Latency of the read probe (probes.query) at each scrape."),
             write_duration: histogram("sqlite_write_duration_seconds", "Latency of the write probe (probes.write: lock = BEGIN IMMEDIATE…ROLLBACK, table = a committed write to _sqlite_exporter_probe)."),
+            checkpoints: counter("sqlite_checkpoints_total", "Checkpoints run (manual or by policy), by mode.", &["database", "mode"]),
+            checkpoint_failures: counter("sqlite_checkpoint_failures_total", "Checkpoints that failed or were blocked (busy), by mode.", &["database", "mode"]),
+            actions: COUNTED_ACTIONS
+                .iter()
+                .map(|(action, what, total, failures)| {
+                    (
+                        *action,
+                        counter(total, &format!("{what} run (manual or by policy; a dry run is not counted)."), &["database"]),
+                        counter(failures, &format!("{what} that failed."), &["database"]),
+                    )
+                })
+                .collect(),
+            action_duration,
             registry,
         }
     }
@@ -77,10 +153,74 @@ impl EventMetrics {
         }
     }
 
+    /// Creates a new database's counters at 0, so `rate()` and `increase()` see the first
+    /// action.
+    pub fn init(&self, database: &str) {
+        for mode in crate::checkpoint::Mode::ALL {
+            self.checkpoints
+                .with_label_values(&[database, mode.as_str()]);
+            self.checkpoint_failures
+                .with_label_values(&[database, mode.as_str()]);
+        }
+        for (_, total, failures) in &self.actions {
+            total.with_label_values(&[database]);
+            failures.with_label_values(&[database]);
+        }
+    }
+
+    /// Counts one action and records its duration. `mode` is the checkpoint mode.
+    pub fn record_action(
+        &self,
+        database: &str,
+        action: &str,
+        mode: Option<&str>,
+        ok: bool,
+        seconds: f64,
+    ) {
+        self.action_duration
+            .with_label_values(&[database, action])
+            .observe(seconds);
+        if let Some(mode) = mode.filter(|_| action == "checkpoint") {
+            self.checkpoints.with_label_values(&[database, mode]).inc();
+            if !ok {
+                self.checkpoint_failures
+                    .with_label_values(&[database, mode])
+                    .inc();
+            }
+            return;
+        }
+        if let Some((_, total, failures)) = self.actions.iter().find(|(a, _, _)| *a == action) {
+            total.with_label_values(&[database]).inc();
+            if !ok {
+                failures.with_label_values(&[database]).inc();
+            }
+        }
+    }
+
     /// Drops every series of a database that is no longer monitored.
     pub fn forget(&self, database: &str) {
         for h in [&self.query_duration, &self.write_duration] {
             let _ = h.remove_label_values(&[database]);
+        }
+        for mode in crate::checkpoint::Mode::ALL {
+            let _ = self
+                .checkpoints
+                .remove_label_values(&[database, mode.as_str()]);
+            let _ = self
+                .checkpoint_failures
+                .remove_label_values(&[database, mode.as_str()]);
+        }
+        for (action, total, failures) in &self.actions {
+            let _ = total.remove_label_values(&[database]);
+            let _ = failures.remove_label_values(&[database]);
+            let _ = self
+                .action_duration
+                .remove_label_values(&[database, action]);
+        }
+        for action in ["checkpoint", "integrity_check"] {
+            let _ = self
+                .action_duration
+                .remove_label_values(&[database, action]);
         }
     }
 
@@ -347,6 +487,9 @@ struct CheckGauges {
     migrations_applied: GaugeVec,
     migrations_failed: GaugeVec,
     migration_last: GaugeVec,
+    backup_last: GaugeVec,
+    backup_size: GaugeVec,
+    backups: GaugeVec,
 }
 
 impl CheckGauges {
@@ -365,6 +508,9 @@ impl CheckGauges {
             migrations_applied: g.vec("sqlite_migrations_applied", "Applied migrations in the migrations table (cached from the last background read).", db),
             migrations_failed: g.vec("sqlite_migrations_failed", "Migrations recorded as failed in the migrations table (cached from the last background read).", db),
             migration_last: g.vec("sqlite_migration_last_applied_timestamp_seconds", "Unix time of the newest applied migration (cached from the last background read).", db),
+            backup_last: g.vec("sqlite_backup_last_success_timestamp_seconds", "Unix time of the newest verified backup in the backup directory, made by the exporter or found there (cached from the last scan).", db),
+            backup_size: g.vec("sqlite_backup_last_size_bytes", "Size of the newest verified backup (cached from the last scan).", db),
+            backups: g.vec("sqlite_backups", "Backups retained in the backup directory (cached from the last scan).", db),
         }
     }
 
@@ -389,6 +535,15 @@ impl CheckGauges {
             self.table_size
                 .with_label_values(&[name, &t.table])
                 .set(t.size_bytes as f64);
+        }
+        if let Some(b) = &c.backups {
+            one(&self.backups, b.count as f64);
+            if let Some(t) = b.newest_created_at {
+                one(&self.backup_last, t);
+            }
+            if let Some(n) = b.newest_size_bytes {
+                one(&self.backup_size, n as f64);
+            }
         }
         if let Some(m) = &c.migrations {
             one(&self.migrations_applied, m.applied as f64);

@@ -9,18 +9,19 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::checks::{Checks, RunOutcome};
+use crate::checks::{BackupSummary, Checks, RunOutcome};
 use crate::collector::{CollectorSet, Facts, Scrape};
 use crate::config::DatabaseConfig;
 use crate::connection::{self, OpenError};
 use crate::health::{self, Assessment};
 use crate::metrics::EventMetrics;
+use crate::policy::PolicyState;
 use crate::scheduler::Schedule;
 
 /// Busy timeout of every scrape-time connection: a probe waits at most this long for a lock.
@@ -34,9 +35,35 @@ pub struct Monitor {
     checks: Mutex<Checks>,
     /// When the background checks run next.
     schedule: Mutex<Schedule>,
+    /// Back-off and memory of the `auto.*` policies.
+    policy: Mutex<PolicyState>,
+    /// The action running on this database, if any: one at a time (SPEC §5, 409 otherwise).
+    action: Mutex<Option<&'static str>>,
     /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
     /// is logged when it appears and when it clears, not at every scrape.
     logged: Mutex<HashMap<&'static str, String>>,
+}
+
+/// This database is claimed by an action until the guard is dropped.
+pub struct ActionGuard {
+    monitor: Arc<Monitor>,
+}
+
+impl ActionGuard {
+    /// The claimed database.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+}
+
+impl Drop for ActionGuard {
+    fn drop(&mut self) {
+        *self
+            .monitor
+            .action
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// How one collector did at one scrape.
@@ -90,6 +117,8 @@ impl Monitor {
             config,
             checks: Mutex::new(Checks::default()),
             schedule: Mutex::new(schedule),
+            action: Mutex::new(None),
+            policy: Mutex::new(PolicyState::default()),
             logged: Mutex::new(HashMap::new()),
         }
     }
@@ -110,6 +139,56 @@ impl Monitor {
     /// The background timetable.
     pub fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
         self.schedule.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims this database for `action`; `Err(running)` names the action already running.
+    /// The claim ends when the guard is dropped.
+    pub fn begin_action(
+        self: &Arc<Self>,
+        action: &'static str,
+    ) -> Result<ActionGuard, &'static str> {
+        let mut slot = self.action.lock().unwrap_or_else(|e| e.into_inner());
+        match *slot {
+            Some(running) => Err(running),
+            None => {
+                *slot = Some(action);
+                Ok(ActionGuard {
+                    monitor: self.clone(),
+                })
+            }
+        }
+    }
+
+    /// The policy state.
+    pub fn policy(&self) -> std::sync::MutexGuard<'_, PolicyState> {
+        self.policy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The action running now, if any.
+    pub fn running_action(&self) -> Option<&'static str> {
+        *self.action.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-reads this database's backups from the backup directory (when it exists, or when
+    /// scheduled backups are on) for the backup metrics and the `backup` recommendation.
+    pub fn refresh_backups(&self) {
+        let b = &self.config.settings.backup;
+        let watched = b.dir.is_dir() || self.config.settings.auto.backup;
+        let summary = if !b.dir.is_dir() {
+            watched.then(BackupSummary::default)
+        } else {
+            match crate::backup::list(&self.config.name, &b.dir) {
+                Ok(list) => {
+                    self.log_change("backups", None, "cannot list backups");
+                    Some(BackupSummary::from_list(&list))
+                }
+                Err(e) => {
+                    self.log_change("backups", Some(&e.to_string()), "cannot list backups");
+                    return;
+                }
+            }
+        };
+        self.update_checks(|c| c.backups = summary);
     }
 
     /// Records a background collector's run, logging a failure when it starts and when it

@@ -36,8 +36,13 @@ pub struct Schedule {
     next_check: Instant,
     next_full: Instant,
     next_dbstat: Instant,
+    next_backup_scan: Instant,
     running: bool,
 }
+
+/// How often each database's backups are re-read from the backup directory (and right after
+/// each backup, restore and recovery).
+const BACKUP_SCAN_INTERVAL: Duration = Duration::from_secs(60);
 
 impl Schedule {
     /// A timetable whose first runs sit at `position` (0..1) of their stagger windows.
@@ -49,6 +54,7 @@ impl Schedule {
             next_check: now + window.mul_f64(position),
             next_full: now + ic.full_interval.0.mul_f64(position),
             next_dbstat: now + window.mul_f64(position),
+            next_backup_scan: now,
             running: false,
         }
     }
@@ -63,12 +69,22 @@ pub enum Job {
     Dbstat,
 }
 
+/// Re-reads the backup directory for databases due (cheap; no concurrency permit needed).
+fn scan_backups_if_due(m: &Monitor, now: Instant) -> bool {
+    let mut s = m.schedule();
+    if now < s.next_backup_scan {
+        return false;
+    }
+    s.next_backup_scan = now + BACKUP_SCAN_INTERVAL;
+    true
+}
+
 /// Picks the job due on `m` now, if any, and marks the database busy.
 fn due(m: &Monitor, collectors: &CollectorSet, now: Instant) -> Option<Job> {
     let settings = &m.config.settings;
     let ic = &settings.integrity_check;
     let mut s = m.schedule();
-    if s.running {
+    if s.running || m.running_action().is_some() {
         return None;
     }
     let checks = collectors.background(INTEGRITY) || collectors.background(MIGRATIONS);
@@ -107,6 +123,11 @@ pub async fn run(
         }
         let now = Instant::now();
         for m in fleet.monitors().values() {
+            if scan_backups_if_due(m, now) {
+                let m = m.clone();
+                tokio::task::spawn_blocking(move || m.refresh_backups());
+            }
+            start_policy(&fleet, m, &cancel, now);
             let Some(job) = due(m, fleet.collectors(), now) else {
                 continue;
             };
@@ -126,6 +147,53 @@ pub async fn run(
                 }
                 m.schedule().running = false;
             });
+        }
+    }
+}
+
+/// Starts the policy action due on `m`, if any, on a low-priority thread.
+fn start_policy(fleet: &Arc<Fleet>, m: &Arc<Monitor>, cancel: &Arc<AtomicBool>, now: Instant) {
+    let Some((policy, action, reason)) = crate::policy::due(m, now) else {
+        return;
+    };
+    let Ok(guard) = m.begin_action(action.name()) else {
+        return;
+    };
+    let (fleet, cancel) = (fleet.clone(), cancel.clone());
+    let name = format!("auto-{}", m.config.name);
+    let spawned = low_priority_thread(&name, move || {
+        let m = guard.monitor();
+        let _ = crate::policy::run(
+            m,
+            &fleet.events,
+            fleet.collectors(),
+            policy,
+            action,
+            &reason,
+            &cancel,
+        );
+    });
+    if let Err(e) = spawned {
+        error!(database = %m.config.name, error = %e, "cannot start a policy thread");
+    }
+}
+
+/// Removes temp files left by a killed backup in every backup directory of the fleet.
+pub fn remove_backup_leftovers(fleet: &Fleet) {
+    let mut dirs: Vec<std::path::PathBuf> = fleet
+        .monitors()
+        .values()
+        .map(|m| m.config.settings.backup.dir.clone())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        match crate::backup::remove_leftovers(dir) {
+            Ok(removed) if !removed.is_empty() => {
+                info!(dir = %dir.display(), removed = removed.len(), "removed temp files of an interrupted backup")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(dir = %dir.display(), error = %e, "cannot clean the backup directory"),
         }
     }
 }

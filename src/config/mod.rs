@@ -211,6 +211,21 @@ section! {
 }
 
 section! {
+    /// How actions (checkpoint, backup, restore, recovery, VACUUM) treat the application.
+    Actions / RawActions {
+        /// How long an action waits for a lock held by the application (SPEC §6, from 003).
+        busy_timeout: HumanDuration = secs(30),
+        /// How long a FULL, RESTART or TRUNCATE checkpoint may wait for readers and writers.
+        /// While it waits, SQLite holds off new writers, so this bounds how long the
+        /// application can be stalled by a checkpoint (Litestream #724: a RESTART checkpoint
+        /// without such a bound hung an application).
+        checkpoint_timeout: HumanDuration = secs(1),
+        /// VACUUM runs only when free disk space exceeds the database size plus this margin.
+        vacuum_disk_margin: ByteSize = ByteSize(100 * MIB),
+    }
+}
+
+section! {
     /// Opt-in policies (SPEC §7); all off by default.
     Auto / RawAuto {
         /// Checkpoint TRUNCATE when the WAL passes `wal_critical_bytes`.
@@ -249,6 +264,8 @@ pub struct Settings {
     pub migrations: Migrations,
     /// dbstat-based collectors.
     pub dbstat: Dbstat,
+    /// Actions.
+    pub actions: Actions,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -268,6 +285,8 @@ struct RawSettings {
     migrations: Option<RawMigrations>,
     #[serde(default)]
     dbstat: Option<RawDbstat>,
+    #[serde(default)]
+    actions: Option<RawActions>,
 }
 
 impl Settings {
@@ -292,6 +311,9 @@ impl Settings {
         }
         if let Some(r) = &raw.dbstat {
             self.dbstat.overlay(r);
+        }
+        if let Some(r) = &raw.actions {
+            self.actions.overlay(r);
         }
     }
 
@@ -327,6 +349,14 @@ impl Settings {
         positive(format!("{at}backup.interval"), self.backup.interval)?;
         positive(format!("{at}dbstat.interval"), self.dbstat.interval)?;
         positive(format!("{at}dbstat.timeout"), self.dbstat.timeout)?;
+        positive(
+            format!("{at}actions.busy_timeout"),
+            self.actions.busy_timeout,
+        )?;
+        positive(
+            format!("{at}actions.checkpoint_timeout"),
+            self.actions.checkpoint_timeout,
+        )?;
         if self.probes.query.trim().is_empty() {
             return Err((
                 format!("{at}probes.query"),
@@ -393,6 +423,8 @@ struct RawDatabase {
     migrations: Option<RawMigrations>,
     #[serde(default)]
     dbstat: Option<RawDbstat>,
+    #[serde(default)]
+    actions: Option<RawActions>,
 }
 
 impl RawDatabase {
@@ -405,6 +437,7 @@ impl RawDatabase {
             auto: self.auto.clone(),
             migrations: self.migrations.clone(),
             dbstat: self.dbstat.clone(),
+            actions: self.actions.clone(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! HTTP: the listeners, the router and the handlers. No SQLite here: handlers ask the
 //! [`Fleet`](crate::fleet::Fleet) for a snapshot and render it.
 
+mod auth;
+pub mod control;
 mod landing;
 
 use std::future::Future;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// `--web.telemetry-path`.
     pub telemetry_path: String,
+    /// The control API.
+    pub control: Arc<control::Control>,
 }
 
 /// The router for every endpoint of SPEC §2.
@@ -38,7 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(landing::page))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .merge(control::routes(state.clone()));
     if telemetry != "/" {
         r = r.route(&telemetry, get(metrics_handler));
     }

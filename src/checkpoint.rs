@@ -1,0 +1,205 @@
+//! WAL checkpoints, honest about what they did.
+//!
+//! `PRAGMA wal_checkpoint(MODE)` answers three numbers: whether it was blocked (`busy`), the
+//! frames in the WAL (`log`) and the frames copied into the database (`checkpointed`). We report
+//! them as SQLite gives them, plus the WAL size before and after, and never call a checkpoint
+//! that was blocked a success of its mode: `busy` is true and the frames not copied are listed.
+//!
+//! FULL, RESTART and TRUNCATE wait for readers and writers through the busy handler, and while
+//! they wait SQLite holds off new writers. That wait is bounded by `actions.checkpoint_timeout`
+//! (1 s by default), not the 30 s action timeout, so a checkpoint can delay the application's
+//! writes by at most that long (Litestream #724: an unbounded RESTART hung an application).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::connection::{self, OpenError};
+use crate::wal;
+
+/// Checkpoint modes of `PRAGMA wal_checkpoint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Copy what can be copied without waiting; never blocks anyone.
+    Passive,
+    /// Wait for writers, then copy every frame.
+    Full,
+    /// FULL, then wait for readers so the next writer restarts the WAL from the beginning.
+    Restart,
+    /// RESTART, then truncate the WAL file to zero bytes.
+    Truncate,
+}
+
+impl Mode {
+    /// Every mode, for metric initialisation.
+    pub const ALL: [Mode; 4] = [Mode::Passive, Mode::Full, Mode::Restart, Mode::Truncate];
+
+    /// The lowercase name (`mode` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Passive => "passive",
+            Mode::Full => "full",
+            Mode::Restart => "restart",
+            Mode::Truncate => "truncate",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!(
+                    "invalid checkpoint mode {s:?}; expected passive, full, restart or truncate"
+                )
+            })
+    }
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointReport {
+    /// The mode asked for.
+    pub mode: Mode,
+    /// SQLite could not finish the mode because a reader or writer was in the way.
+    pub busy: bool,
+    /// Frames in the WAL.
+    pub log_frames: i64,
+    /// Frames copied into the database (cumulative for this WAL).
+    pub checkpointed_frames: i64,
+    /// Frames that could not be copied (a reader holds a snapshot that needs them).
+    pub frames_not_checkpointed: i64,
+    /// WAL size before.
+    pub wal_bytes_before: u64,
+    /// WAL size after.
+    pub wal_bytes_after: u64,
+    /// Wall time.
+    pub duration_seconds: f64,
+    /// A sentence for people: what happened and why.
+    pub message: String,
+}
+
+/// Why a checkpoint could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The database could not be opened.
+    #[error("cannot open database: {0}")]
+    Open(OpenError),
+    /// The database is not in WAL mode.
+    #[error("database is not in WAL mode (journal_mode={0}); there is nothing to checkpoint")]
+    NotWal(String),
+    /// SQLite failed.
+    #[error("checkpoint failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Runs a `mode` checkpoint on the database at `path`. `busy_timeout` bounds waiting for the
+/// connection's locks and for readers and writers (see the module header).
+pub fn run(
+    path: &Path,
+    mode: Mode,
+    busy_timeout: Duration,
+) -> Result<CheckpointReport, CheckpointError> {
+    let start = Instant::now();
+    let wal_path = wal::wal_path(path);
+    let wal_bytes_before = wal::file_size(&wal_path).unwrap_or(0);
+    let conn = connection::open_read_write(path, busy_timeout).map_err(CheckpointError::Open)?;
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(|e| CheckpointError::Open(e.into()))?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        return Err(CheckpointError::NotWal(journal));
+    }
+    let (busy, log, done): (i64, i64, i64) = conn.query_row(
+        &format!("PRAGMA wal_checkpoint({})", mode.as_str().to_uppercase()),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    drop(conn);
+    let wal_bytes_after = wal::file_size(&wal_path).unwrap_or(0);
+    let not_done = (log - done).max(0);
+    let message = if busy != 0 {
+        format!(
+            "{} checkpoint could not complete: another connection is reading or writing; {done} of {log} frames copied, {not_done} left in the WAL",
+            mode.as_str()
+        )
+    } else if not_done > 0 {
+        format!("{not_done} of {log} frames could not be copied: a reader holds an older snapshot that needs them")
+    } else {
+        format!("{} checkpoint complete ({done} frames copied); WAL {wal_bytes_before} → {wal_bytes_after} bytes", mode.as_str())
+    };
+    Ok(CheckpointReport {
+        mode,
+        busy: busy != 0,
+        log_frames: log,
+        checkpointed_frames: done,
+        frames_not_checkpointed: not_done,
+        wal_bytes_before,
+        wal_bytes_after,
+        duration_seconds: start.elapsed().as_secs_f64(),
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::Connection;
+
+    fn wal_db(path: &Path) -> Connection {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(v);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500)
+             INSERT INTO t SELECT randomblob(500) FROM c;",
+        )
+        .unwrap();
+        c
+    }
+
+    #[test]
+    fn truncate_empties_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let _app = wal_db(&p);
+        let r = run(&p, Mode::Truncate, Duration::from_secs(1)).unwrap();
+        assert!(!r.busy, "{r:?}");
+        assert!(r.wal_bytes_before > 0);
+        assert_eq!(r.wal_bytes_after, 0);
+        assert_eq!(r.log_frames, 0, "after TRUNCATE the WAL is empty");
+    }
+
+    #[test]
+    fn a_reader_makes_restart_busy_and_leaves_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        let app = wal_db(&p);
+        let reader = Connection::open(&p).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM t;")
+            .unwrap();
+        app.execute_batch("INSERT INTO t VALUES (randomblob(100));")
+            .unwrap();
+        let start = Instant::now();
+        let r = run(&p, Mode::Restart, Duration::from_millis(300)).unwrap();
+        assert!(r.busy, "{r:?}");
+        assert!(r.frames_not_checkpointed > 0, "{r:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "waiting is bounded"
+        );
+        assert!(r.message.contains("could not"), "{}", r.message);
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!("TRUNCATE".parse::<Mode>().unwrap(), Mode::Truncate);
+        assert!("sideways".parse::<Mode>().is_err());
+    }
+}

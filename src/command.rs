@@ -1,0 +1,137 @@
+//! The action subcommands (`checkpoint`, `backup`, `backups`, `restore`, `recover`, `vacuum`):
+//! the same engine as the control API, on a local database, with a progress bar when stdout is
+//! a terminal. Results are JSON on stdout; exit 0 on success, 1 when the action failed or was
+//! refused (a checkpoint that stayed busy included), 2 for a bad request.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+
+use crate::actions::{self, Action, ErrorKind, Progress, Trigger};
+use crate::cli::{Command, Target};
+use crate::collector::CollectorSet;
+use crate::config::{Config, DatabaseConfig};
+use crate::fleet::Fleet;
+use crate::monitor::Monitor;
+
+/// Runs an action subcommand; returns the exit code.
+pub fn run(
+    command: &Command,
+    config_file: Option<&PathBuf>,
+    collectors: CollectorSet,
+) -> anyhow::Result<i32> {
+    let (target, action) = match command {
+        Command::Check(_) => bail!("check is not an action"),
+        Command::Checkpoint { target, mode } => (
+            target,
+            Action::Checkpoint(mode.parse().map_err(|e: String| anyhow!(e))?),
+        ),
+        Command::Backup { target, label } => (target, Action::Backup(label.clone())),
+        Command::Restore { target, backup } => (target, Action::Restore(backup.clone())),
+        Command::Recover { target, dry_run } => (target, Action::Recover(*dry_run)),
+        Command::Vacuum { target } => (target, Action::Vacuum),
+        Command::Backups { target } => {
+            let m = monitor(target, config_file)?;
+            let list = actions::list_backups(&m).map_err(|e| anyhow!(e.error))?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(0);
+        }
+    };
+    let m = monitor(target, config_file)?;
+    let fleet = Arc::new(Fleet::new(collectors, 1));
+    let guard = m
+        .begin_action(action.name())
+        .map_err(|running| anyhow!("{running} already running"))?;
+    let progress = Arc::new(Progress::default());
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} pages ({eta})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(action.name());
+        b
+    });
+    let worker = {
+        let (progress, fleet) = (progress.clone(), fleet.clone());
+        std::thread::spawn(move || {
+            let cancel = AtomicBool::new(false);
+            actions::execute(
+                guard.monitor(),
+                &fleet.events,
+                fleet.collectors(),
+                &action,
+                Trigger::Manual,
+                &progress,
+                &cancel,
+            )
+        })
+    };
+    while !worker.is_finished() {
+        if let Some(b) = &bar {
+            let v = progress.view();
+            b.set_length(v.pages_total);
+            b.set_position(v.pages_done);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let result = worker.join().map_err(|_| anyhow!("the action panicked"))?;
+    match result {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            let busy = v.get("busy") == Some(&Value::Bool(true));
+            if busy {
+                eprintln!(
+                    "{}",
+                    v.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("checkpoint busy")
+                );
+            }
+            Ok(if busy { 1 } else { 0 })
+        }
+        Err(e) => {
+            println!("{}", serde_json::to_string_pretty(&e)?);
+            eprintln!("sqlite_exporter: {}", e.error);
+            Ok(match e.kind {
+                ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
+                _ => 1,
+            })
+        }
+    }
+}
+
+/// The monitor for `target`: a configured name when a config file is given, else a file path
+/// with default settings.
+fn monitor(target: &Target, config_file: Option<&PathBuf>) -> anyhow::Result<Arc<Monitor>> {
+    let mut db: DatabaseConfig = match config_file {
+        Some(f) => {
+            let (dbs, _) = Config::load(f)?.databases();
+            let found = dbs.iter().find(|d| d.name == target.database).or_else(|| {
+                let p = std::path::absolute(&target.database).ok()?;
+                dbs.iter().find(|d| d.path == p)
+            });
+            found
+                .cloned()
+                .ok_or_else(|| anyhow!("no database {:?} in {}", target.database, f.display()))?
+        }
+        None => Config::from_files(&[PathBuf::from(&target.database)])?
+            .databases()
+            .0
+            .remove(0),
+    };
+    if let Some(dir) = &target.backup_dir {
+        let mut settings = (*db.settings).clone();
+        settings.backup.dir = dir.clone();
+        db.settings = Arc::new(settings);
+    }
+    Ok(Arc::new(Monitor::new(db, 0.0)))
+}

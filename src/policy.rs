@@ -1,0 +1,185 @@
+//! Opt-in policies (`auto.*`, all off by default): the actions the exporter takes by itself.
+//!
+//! - `auto.checkpoint`: a TRUNCATE checkpoint when the WAL passes `wal_critical_bytes`, falling
+//!   back to PASSIVE when a reader keeps TRUNCATE busy. The WAL size is a `stat`, checked at
+//!   every scheduler tick.
+//! - `auto.recover`: the recovery sequence when an integrity check fails — once per failed
+//!   check, not again until a newer check fails.
+//! - `auto.vacuum`: VACUUM when utilization is below `min_utilization`, looked at every
+//!   `integrity_check.interval`.
+//! - `auto.backup`: a backup labelled `scheduled` when the newest verified backup is older than
+//!   `backup.interval` (or there is none).
+//!
+//! Each runs through [`crate::actions::execute`], so it is logged and counted exactly like a
+//! manual action, and it claims the database like one: a policy never runs two actions at once
+//! on a database and never runs while a manual action does. After a failure a policy backs off
+//! (1 min, doubling to 1 h) before it tries that database again.
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::actions::{self, Action, ActionError, Progress, Trigger};
+use crate::checkpoint;
+use crate::collector::CollectorSet;
+use crate::metrics::EventMetrics;
+use crate::monitor::Monitor;
+
+const BACKOFF_START: Duration = Duration::from_secs(60);
+const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// The policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// `auto.checkpoint`.
+    Checkpoint,
+    /// `auto.recover`.
+    Recover,
+    /// `auto.vacuum`.
+    Vacuum,
+    /// `auto.backup`.
+    Backup,
+}
+
+/// Per-database policy state: back-off after failures and what was already acted on.
+#[derive(Debug, Default)]
+pub struct PolicyState {
+    /// (policy, consecutive failures, not before).
+    backoff: Vec<(Policy, u32, Instant)>,
+    /// `finished_at` of the failed integrity check recovery last acted on.
+    recovered_check: Option<f64>,
+    /// When utilization is looked at next.
+    next_vacuum_look: Option<Instant>,
+}
+
+impl PolicyState {
+    fn allowed(&self, p: Policy, now: Instant) -> bool {
+        self.backoff.iter().all(|(q, _, t)| *q != p || now >= *t)
+    }
+
+    fn record(&mut self, p: Policy, ok: bool, now: Instant) {
+        let failures = self
+            .backoff
+            .iter()
+            .find(|(q, _, _)| *q == p)
+            .map(|(_, n, _)| *n)
+            .unwrap_or(0);
+        self.backoff.retain(|(q, _, _)| *q != p);
+        if !ok {
+            let wait = BACKOFF_START
+                .saturating_mul(1 << failures.min(6))
+                .min(BACKOFF_MAX);
+            self.backoff.push((p, failures + 1, now + wait));
+        }
+    }
+}
+
+/// The policy action due on `m` now, with the reason, if any. Cheap: a `stat`, cached check
+/// results, and at most once per interval an O(1) read of the page counts.
+pub fn due(m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
+    let s = &m.config.settings;
+    let auto = &s.auto;
+    if !(auto.checkpoint || auto.recover || auto.vacuum || auto.backup)
+        || m.running_action().is_some()
+    {
+        return None;
+    }
+    let mut state = m.policy();
+    let checks = m.checks();
+    if auto.recover && state.allowed(Policy::Recover, now) {
+        if let Some(i) = checks.integrity.as_ref().filter(|i| !i.ok) {
+            if state.recovered_check != Some(i.finished_at) {
+                state.recovered_check = Some(i.finished_at);
+                let why = format!(
+                    "integrity check failed: {}",
+                    i.messages.first().cloned().unwrap_or_default()
+                );
+                return Some((Policy::Recover, Action::Recover(false), why));
+            }
+        }
+    }
+    if auto.checkpoint && state.allowed(Policy::Checkpoint, now) {
+        let wal = crate::wal::file_size(&crate::wal::wal_path(&m.config.path)).unwrap_or(0);
+        if wal > s.thresholds.wal_critical_bytes.0 {
+            let why = format!(
+                "WAL is {wal} bytes, above wal_critical_bytes {}",
+                s.thresholds.wal_critical_bytes.0
+            );
+            return Some((
+                Policy::Checkpoint,
+                Action::Checkpoint(checkpoint::Mode::Truncate),
+                why,
+            ));
+        }
+    }
+    if auto.backup && state.allowed(Policy::Backup, now) {
+        if let Some(b) = &checks.backups {
+            let stale = match b.age_seconds(crate::unix_now()) {
+                None => true,
+                Some(age) => age > s.backup.interval.0.as_secs_f64(),
+            };
+            if stale {
+                return Some((
+                    Policy::Backup,
+                    Action::Backup(Some("scheduled".into())),
+                    "newest verified backup is older than backup.interval".into(),
+                ));
+            }
+        }
+    }
+    if auto.vacuum
+        && state.allowed(Policy::Vacuum, now)
+        && state.next_vacuum_look.is_none_or(|t| now >= t)
+    {
+        state.next_vacuum_look = Some(now + s.integrity_check.interval.0);
+        if let Some(u) = utilization(m) {
+            if u < s.thresholds.min_utilization {
+                let why = format!(
+                    "utilization {:.1}% below min_utilization {:.0}%",
+                    u * 100.0,
+                    s.thresholds.min_utilization * 100.0
+                );
+                return Some((Policy::Vacuum, Action::Vacuum, why));
+            }
+        }
+    }
+    None
+}
+
+fn utilization(m: &Monitor) -> Option<f64> {
+    let conn =
+        crate::connection::open_read_only(&m.config.path, crate::monitor::PROBE_BUSY_TIMEOUT)
+            .ok()?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).ok()?;
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .ok()?;
+    (pages > 0).then(|| (pages - free) as f64 / pages as f64)
+}
+
+/// Runs a policy's action on `m` (claimed by the caller) and records the outcome for back-off.
+pub fn run(
+    m: &Monitor,
+    events: &EventMetrics,
+    collectors: &CollectorSet,
+    policy: Policy,
+    action: Action,
+    reason: &str,
+    cancel: &AtomicBool,
+) -> Result<Value, ActionError> {
+    tracing::info!(database = %m.config.name, action = action.name(), reason, "policy action");
+    let progress = Progress::default();
+    let exec =
+        |a: &Action| actions::execute(m, events, collectors, a, Trigger::Policy, &progress, cancel);
+    let mut result = exec(&action);
+    if policy == Policy::Checkpoint
+        && matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)))
+    {
+        tracing::info!(database = %m.config.name, "TRUNCATE checkpoint busy; falling back to PASSIVE");
+        result = exec(&Action::Checkpoint(checkpoint::Mode::Passive));
+    }
+    let ok = matches!(&result, Ok(v) if v.get("busy") != Some(&Value::Bool(true)));
+    m.policy().record(policy, ok, Instant::now());
+    result
+}

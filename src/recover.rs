@@ -1,0 +1,345 @@
+//! Recovery: the sequence of the source document's `attemptRecovery`, made safe.
+//!
+//! 1. Full integrity check.
+//! 2. If the database is corrupt: preserve it (with its `-wal` and `-shm`) under
+//!    `quarantine/` in the backup directory, restore the newest backup that verifies (skipping,
+//!    and reporting, the ones that do not), and report the data-loss window — the time between
+//!    that backup's snapshot and now.
+//! 3. Checkpoint TRUNCATE if the WAL exceeds `wal_critical_bytes`.
+//! 4. VACUUM if utilization is below `min_utilization` and the disk allows it.
+//! 5. Final integrity check.
+//!
+//! The corrupt files are *copied* into quarantine, not moved: the application may hold the
+//! database open, and a moved file keeps its open connections writing into a file that is no
+//! longer at the path, losing those writes silently. The restore then goes through the online
+//! backup API into the live file, so open connections see the restored content. When the live
+//! file is too damaged for SQLite to open as a destination, the verified backup is copied next to
+//! it and renamed over it instead.
+//!
+//! A dry run performs step 1 (read-only) and lists the backups it would try, touching no byte of
+//! the database or the backup directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::actions::{backup_options, Progress};
+use crate::backup::{self, BackupInfo};
+use crate::checkpoint;
+use crate::connection::{self, OpenError};
+use crate::integrity::{IntegrityOutcome, Mode};
+use crate::monitor::Monitor;
+use crate::restore::{self, RestoreError};
+use crate::scheduler;
+use crate::vacuum;
+
+/// What a recovery did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoveryReport {
+    /// No step failed and the final integrity check passed (dry run: the plan could be made).
+    pub success: bool,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Steps taken (or planned), in order, as sentences.
+    pub actions: Vec<String>,
+    /// Problems met.
+    pub errors: Vec<String>,
+    /// Whether the database was found corrupt.
+    pub corrupt: bool,
+    /// Where the corrupt files were preserved.
+    pub quarantine: Option<PathBuf>,
+    /// The backup restored.
+    pub restored_from: Option<String>,
+    /// Seconds of changes lost: from the restored backup's snapshot to now.
+    pub data_loss_window_seconds: Option<f64>,
+    /// Backups skipped because they did not verify.
+    pub skipped_backups: Vec<String>,
+    /// Wall time.
+    pub duration_seconds: f64,
+}
+
+/// Runs the recovery sequence on `m` (which the caller has claimed).
+pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool) -> RecoveryReport {
+    let start = Instant::now();
+    let mut r = RecoveryReport {
+        dry_run,
+        ..Default::default()
+    };
+    let cfg = &m.config;
+    let s = &cfg.settings;
+
+    // 1. Integrity.
+    let corrupt = match scheduler::run_integrity(m, Mode::Full, cancel) {
+        IntegrityOutcome::Completed(rep) if rep.ok => {
+            r.actions.push("integrity check passed".into());
+            false
+        }
+        IntegrityOutcome::Completed(rep) => {
+            r.actions.push(format!(
+                "integrity check FAILED: {}",
+                rep.messages.join("; ")
+            ));
+            true
+        }
+        IntegrityOutcome::Failed(
+            e @ (OpenError::NotADatabase | OpenError::Corrupt(_) | OpenError::Empty),
+        ) => {
+            r.actions.push(format!("integrity check FAILED: {e}"));
+            true
+        }
+        other => {
+            r.errors.push(format!(
+                "integrity check could not run: {other:?}; nothing done"
+            ));
+            return finish(r, start);
+        }
+    };
+    r.corrupt = corrupt;
+
+    // 2. Quarantine and restore.
+    if corrupt {
+        let opts = backup_options(s);
+        let list = if opts.dir.is_dir() {
+            backup::list(&cfg.name, &opts.dir).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if dry_run {
+            r.actions.push(format!(
+                "would copy {} and its WAL/SHM to {}",
+                cfg.path.display(),
+                opts.dir.join("quarantine").display()
+            ));
+            match list.first() {
+                Some(b) => r.actions.push(format!(
+                    "would restore the newest backup that verifies, trying {} first ({} candidates)",
+                    b.file_name,
+                    list.len()
+                )),
+                None => r.errors.push("no backup to restore from".into()),
+            }
+            r.success = r.errors.is_empty();
+            return finish(r, start);
+        }
+        match quarantine(&cfg.name, &cfg.path, &opts.dir) {
+            Ok(dir) => {
+                r.actions.push(format!(
+                    "copied the corrupt database and its WAL/SHM to {}",
+                    dir.display()
+                ));
+                r.quarantine = Some(dir);
+            }
+            Err(e) => {
+                r.errors.push(format!(
+                    "cannot preserve the corrupt database, nothing restored: {e}"
+                ));
+                return finish(r, start);
+            }
+        }
+        let Some(info) = newest_verified(&list, &opts, &mut r, cancel) else {
+            r.errors
+                .push("no backup verifies; the corrupt database was left in place".into());
+            return finish(r, start);
+        };
+        let mut report = |p: backup::Progress| progress.set(p.pages_done, p.pages_total);
+        let restored = match restore::restore(
+            &cfg.name,
+            &cfg.path,
+            &opts,
+            &info.file_name,
+            false,
+            &mut report,
+            cancel,
+        ) {
+            Ok(_) => Ok(()),
+            Err(RestoreError::Open(e)) => {
+                r.actions.push(format!(
+                    "the live file cannot be opened as a database ({e}); replacing it"
+                ));
+                replace_file(&cfg.path, info, &opts, cancel)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = restored {
+            r.errors
+                .push(format!("restore of {} failed: {e}", info.file_name));
+            return finish(r, start);
+        }
+        let window = (crate::unix_now() - info.meta.created_at_unix).max(0.0);
+        r.actions.push(format!(
+            "restored {} (taken {}); changes since then are lost: {:.0} s",
+            info.file_name, info.meta.created_at, window
+        ));
+        r.restored_from = Some(info.file_name.clone());
+        r.data_loss_window_seconds = Some(window);
+    }
+
+    // 3. Checkpoint a large WAL.
+    let wal = crate::wal::file_size(&crate::wal::wal_path(&cfg.path)).unwrap_or(0);
+    let limit = s.thresholds.wal_critical_bytes.0;
+    if wal > limit {
+        if dry_run {
+            r.actions.push(format!(
+                "would checkpoint (TRUNCATE): WAL is {wal} bytes, above {limit}"
+            ));
+        } else {
+            match checkpoint::run(
+                &cfg.path,
+                checkpoint::Mode::Truncate,
+                s.actions.checkpoint_timeout.0,
+            ) {
+                Ok(c) if !c.busy => r.actions.push(c.message),
+                Ok(c) => r.errors.push(c.message),
+                Err(e) => r.errors.push(format!("checkpoint failed: {e}")),
+            }
+        }
+    }
+
+    // 4. VACUUM when utilization is low.
+    match utilization(&cfg.path) {
+        Ok(Some(u)) if u < s.thresholds.min_utilization => {
+            if dry_run {
+                r.actions.push(format!(
+                    "would VACUUM: utilization {:.1}% below {:.0}%",
+                    u * 100.0,
+                    s.thresholds.min_utilization * 100.0
+                ));
+            } else {
+                match vacuum::run(
+                    &cfg.path,
+                    s.actions.vacuum_disk_margin.0,
+                    s.actions.busy_timeout.0,
+                ) {
+                    Ok(v) => r.actions.push(format!(
+                        "VACUUM: utilization {:.1}% → {:.1}%",
+                        u * 100.0,
+                        v.utilization_after * 100.0
+                    )),
+                    Err(e @ vacuum::VacuumError::NotEnoughSpace { .. }) => {
+                        r.actions.push(format!("VACUUM skipped: {e}"))
+                    }
+                    Err(e) => r.errors.push(e.to_string()),
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(e) => r.errors.push(format!("cannot read utilization: {e}")),
+    }
+
+    // 5. Final check.
+    if !dry_run {
+        match scheduler::run_integrity(m, Mode::Full, cancel) {
+            IntegrityOutcome::Completed(rep) if rep.ok => {
+                r.actions.push("final integrity check passed".into())
+            }
+            other => r
+                .errors
+                .push(format!("final integrity check did not pass: {other:?}")),
+        }
+    }
+    r.success = r.errors.is_empty();
+    finish(r, start)
+}
+
+fn finish(mut r: RecoveryReport, start: Instant) -> RecoveryReport {
+    r.duration_seconds = start.elapsed().as_secs_f64();
+    r
+}
+
+/// The newest backup in `list` (newest first) that passes verification; the others are
+/// reported as skipped.
+fn newest_verified<'a>(
+    list: &'a [BackupInfo],
+    opts: &backup::BackupOptions,
+    r: &mut RecoveryReport,
+    cancel: &AtomicBool,
+) -> Option<&'a BackupInfo> {
+    for info in list {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        match backup::verify(info, opts.verify) {
+            Ok(_) => return Some(info),
+            Err(e) => {
+                r.actions.push(format!("skipped {}: {e}", info.file_name));
+                r.skipped_backups.push(info.file_name.clone());
+            }
+        }
+    }
+    None
+}
+
+/// Copies the database and its `-wal`/`-shm` into `{backup_dir}/quarantine/{name}-{time}/`.
+fn quarantine(name: &str, db: &Path, backup_dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let stamp = chrono::Utc::now().format("%Y-%m-%d_%H-%M-%S%.3f");
+    let dir = backup_dir
+        .join("quarantine")
+        .join(format!("{name}-{stamp}"));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let file_name = db
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("database path has no file name"))?;
+    for src in [
+        db.to_path_buf(),
+        crate::wal::wal_path(db),
+        crate::wal::shm_path(db),
+    ] {
+        if !src.exists() {
+            continue;
+        }
+        let mut target = file_name.to_owned();
+        target.push(
+            src.to_string_lossy()
+                .strip_prefix(&*db.to_string_lossy())
+                .unwrap_or(""),
+        );
+        let dst = dir.join(target);
+        std::fs::copy(&src, &dst)?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::File::open(&dst)?.sync_all()?;
+    }
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(dir)
+}
+
+/// Puts a verified backup's content at `db` by copy and atomic rename, for a live file SQLite
+/// cannot open; the old `-wal`/`-shm` (already quarantined) are removed.
+fn replace_file(
+    db: &Path,
+    info: &BackupInfo,
+    opts: &backup::BackupOptions,
+    cancel: &AtomicBool,
+) -> Result<(), String> {
+    let content = backup::verified_content(info, opts.verify, cancel).map_err(|e| e.to_string())?;
+    let mut tmp = db.as_os_str().to_owned();
+    tmp.push(".recover-tmp");
+    let tmp = PathBuf::from(tmp);
+    let io = |e: std::io::Error| e.to_string();
+    std::fs::copy(&content.path, &tmp).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    for stale in [crate::wal::wal_path(db), crate::wal::shm_path(db)] {
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(io)?;
+        }
+    }
+    std::fs::rename(&tmp, db).map_err(io)?;
+    if let Some(dir) = db.parent() {
+        let _ = std::fs::File::open(dir).and_then(|f| f.sync_all());
+    }
+    Ok(())
+}
+
+fn utilization(db: &Path) -> Result<Option<f64>, OpenError> {
+    let conn = connection::open_read_only(db, scheduler::BACKGROUND_BUSY_TIMEOUT)?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    Ok((pages > 0).then(|| (pages - free) as f64 / pages as f64))
+}

@@ -1,0 +1,158 @@
+//! VACUUM, only when the disk can take it.
+//!
+//! VACUUM rebuilds the database into a temporary copy and writes it back through the journal
+//! or WAL, so it needs room for about one more copy of the database. We refuse unless the free
+//! space of the database's file system exceeds the database size plus
+//! `actions.vacuum_disk_margin`, and say so with the figures.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::connection::{self, OpenError};
+
+/// What a VACUUM did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VacuumReport {
+    /// File size before.
+    pub size_bytes_before: u64,
+    /// File size after.
+    pub size_bytes_after: u64,
+    /// Pages before / after.
+    pub pages_before: u64,
+    /// Pages after.
+    pub pages_after: u64,
+    /// Freelist pages before.
+    pub freelist_pages_before: u64,
+    /// Utilization after (1.0 for a fresh VACUUM).
+    pub utilization_after: f64,
+    /// Free disk space when we checked.
+    pub free_disk_bytes: u64,
+    /// Wall time.
+    pub duration_seconds: f64,
+}
+
+/// Why VACUUM did not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VacuumError {
+    /// The database could not be opened.
+    #[error("cannot open database: {0}")]
+    Open(OpenError),
+    /// Not enough free disk.
+    #[error("refused: {free} bytes free on the database's file system, VACUUM needs more than {needed} (database size {size} + margin {margin})")]
+    NotEnoughSpace {
+        /// Free bytes.
+        free: u64,
+        /// Required bytes.
+        needed: u64,
+        /// Database size.
+        size: u64,
+        /// Configured margin.
+        margin: u64,
+    },
+    /// The free space could not be read.
+    #[error("cannot read free disk space: {0}")]
+    Statvfs(std::io::Error),
+    /// SQLite failed (locked, I/O).
+    #[error("VACUUM failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Free bytes available to this process on the file system holding `path`.
+pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `st` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Checks the disk, then runs VACUUM on the database at `path`.
+pub fn run(path: &Path, margin: u64, busy_timeout: Duration) -> Result<VacuumReport, VacuumError> {
+    let start = Instant::now();
+    let size = std::fs::metadata(path)
+        .map_err(|e| VacuumError::Open(OpenError::Other(e.to_string())))?
+        .len();
+    let free = free_disk_bytes(path).map_err(VacuumError::Statvfs)?;
+    let needed = size.saturating_add(margin);
+    if free <= needed {
+        return Err(VacuumError::NotEnoughSpace {
+            free,
+            needed,
+            size,
+            margin,
+        });
+    }
+    let conn = connection::open_read_write(path, busy_timeout).map_err(VacuumError::Open)?;
+    let pages = |c: &rusqlite::Connection| -> rusqlite::Result<(u64, u64)> {
+        Ok((
+            c.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))? as u64,
+            c.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0))? as u64,
+        ))
+    };
+    let (pages_before, free_before) = pages(&conn)?;
+    conn.execute_batch("VACUUM")?;
+    let (pages_after, free_after) = pages(&conn)?;
+    drop(conn);
+    let size_after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(VacuumReport {
+        size_bytes_before: size,
+        size_bytes_after: size_after,
+        pages_before,
+        pages_after,
+        freelist_pages_before: free_before,
+        utilization_after: if pages_after == 0 {
+            1.0
+        } else {
+            (pages_after - free_after) as f64 / pages_after as f64
+        },
+        free_disk_bytes: free,
+        duration_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragmented(path: &Path) {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2000)
+             INSERT INTO t(v) SELECT randomblob(1000) FROM c;
+             DELETE FROM t WHERE id > 600;",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn vacuum_reclaims_free_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        fragmented(&p);
+        let r = run(&p, 0, Duration::from_secs(1)).unwrap();
+        assert!(r.freelist_pages_before as f64 / r.pages_before as f64 >= 0.3);
+        assert!(r.utilization_after >= 0.99, "{r:?}");
+        assert!(r.size_bytes_after < r.size_bytes_before);
+    }
+
+    #[test]
+    fn too_little_disk_is_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.db");
+        fragmented(&p);
+        let before = std::fs::read(&p).unwrap();
+        let err = run(&p, u64::MAX / 2, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(err, VacuumError::NotEnoughSpace { .. }), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+}
