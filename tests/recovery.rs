@@ -104,7 +104,7 @@ fn recover_restores_a_database_corrupted_after_its_last_backup() {
     assert_eq!(r["corrupt"], true);
     assert_eq!(r["restored_from"], backup.as_str());
     let window = r["data_loss_window_seconds"].as_f64().unwrap();
-    assert!(window >= 0.0 && window < 120.0, "{window}");
+    assert!((0.0..120.0).contains(&window), "{window}");
     assert!(
         r["actions"]
             .as_array()
