@@ -217,10 +217,20 @@ fn dry_run_changes_no_byte_of_the_database_or_the_backup_directory() {
     );
     assert_eq!(snapshot(&s.backups), before, "dry run changed something");
     assert!(!s.backups.join("quarantine").exists());
-    let (code, r) = cli(&["recover", "--dry-run", "--config.file", s.config.to_str().unwrap(), "app"]);
+    let (code, r) = cli(&[
+        "recover",
+        "--dry-run",
+        "--config.file",
+        s.config.to_str().unwrap(),
+        "app",
+    ]);
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["dry_run"], true);
-    assert_eq!(snapshot(&s.backups), before, "the CLI dry run changed something");
+    assert_eq!(
+        snapshot(&s.backups),
+        before,
+        "the CLI dry run changed something"
+    );
     assert_eq!(
         must(
             &e.metrics(),
