@@ -13,12 +13,113 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sqlite_exporter"))
 }
 
-/// A running exporter; killed on drop.
-pub struct Exporter {
+/// A running server process that logs the address it bound: its stderr is collected line by
+/// line, and it is killed on drop (also when the test panics).
+pub struct Daemon {
     child: Child,
     /// `127.0.0.1:PORT` it listens on.
     pub addr: String,
     log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Takes over `child` (spawned with a piped stderr) and waits up to 20 s for a log line
+    /// containing `marker` and `address=ADDR`.
+    pub fn watch(mut child: Child, marker: &str) -> Daemon {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            let marker = marker.to_string();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains(&marker) {
+                        if let Some(a) = line
+                            .split_whitespace()
+                            .find_map(|w| w.strip_prefix("address="))
+                        {
+                            let _ = tx.send(a.to_string());
+                        }
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let mut daemon = Daemon {
+            child,
+            addr: String::new(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => daemon.addr = a,
+            Err(_) => panic!("process did not start; log:\n{}", daemon.log_text()),
+        }
+        daemon
+    }
+
+    /// Everything it logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// GET `path`; returns status and body (any status).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{}", self.addr, path);
+        match ureq::get(&url).timeout(Duration::from_secs(30)).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+            Err(e) => panic!("GET {url}: {e}"),
+        }
+    }
+
+    /// Waits up to 10 s for a log line containing every one of `parts`.
+    pub fn wait_log(&self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("no log line with {parts:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running exporter; killed on drop.
+pub struct Exporter(Daemon);
+
+impl std::ops::Deref for Exporter {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Exporter {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.0
+    }
 }
 
 impl Exporter {
@@ -36,47 +137,8 @@ impl Exporter {
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
-        let mut child = cmd.spawn().expect("spawn sqlite_exporter");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if line.contains("message=listening") {
-                        if let Some(a) = line
-                            .split_whitespace()
-                            .find_map(|w| w.strip_prefix("address="))
-                        {
-                            let _ = tx.send(a.to_string());
-                        }
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "exporter did not start; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
-        Exporter { child, addr, log }
-    }
-
-    /// GET `path`; returns status and body (any status).
-    pub fn get(&self, path: &str) -> (u16, String) {
-        let url = format!("http://{}{}", self.addr, path);
-        match ureq::get(&url).timeout(Duration::from_secs(30)).call() {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
-            Err(e) => panic!("GET {url}: {e}"),
-        }
+        let child = cmd.spawn().expect("spawn sqlite_exporter");
+        Exporter(Daemon::watch(child, "message=listening"))
     }
 
     /// The `/metrics` body (asserting 200).
@@ -84,41 +146,6 @@ impl Exporter {
         let (code, body) = self.get("/metrics");
         assert_eq!(code, 200, "GET /metrics: {body}");
         body
-    }
-
-    /// Waits up to 10 s for a log line containing every one of `parts`.
-    pub fn wait_log(&self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return l.clone();
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "no log line with {parts:?}; log:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Whether the process is still running.
-    pub fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 /// An external command-line tool and the Debian package that ships it.
 pub struct Tool {
@@ -24,6 +24,41 @@ pub const AMTOOL: Tool = Tool {
     name: "amtool",
     package: "prometheus-alertmanager",
 };
+
+pub const PROMETHEUS: Tool = Tool {
+    name: "prometheus",
+    package: "prometheus",
+};
+
+pub const ALERTMANAGER: Tool = Tool {
+    name: "prometheus-alertmanager",
+    package: "prometheus-alertmanager",
+};
+
+impl Tool {
+    /// Starts `tool args...` in the background with stdout discarded and stderr piped (for
+    /// the servers, which log there).
+    pub fn spawn(&self, args: &[String]) -> Child {
+        Command::new(self.name)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| self.failed(e))
+    }
+
+    /// Panics naming the Debian package when the tool is not installed.
+    fn failed(&self, e: std::io::Error) -> ! {
+        if e.kind() == ErrorKind::NotFound {
+            panic!(
+                "`{}` is not installed; it is provided by the Debian package `{}` \
+                 (apt-get install {})",
+                self.name, self.package, self.package
+            );
+        }
+        panic!("could not run `{}`: {e}", self.name)
+    }
+}
 
 /// The repository root (where Cargo.toml is).
 pub fn repo_root() -> PathBuf {
@@ -75,15 +110,11 @@ pub fn read_yaml_documents(path: &Path) -> Vec<serde_yaml::Value> {
 /// Runs `tool args...` in `dir` and returns its combined stdout and stderr; panics unless it
 /// exits successfully.
 pub fn run_ok(tool: &Tool, dir: &Path, args: &[&str]) -> String {
-    let output = match Command::new(tool.name).args(args).current_dir(dir).output() {
-        Ok(output) => output,
-        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
-            "`{}` is not installed; it is provided by the Debian package `{}` \
-             (apt-get install {})",
-            tool.name, tool.package, tool.package
-        ),
-        Err(e) => panic!("could not run `{}`: {e}", tool.name),
-    };
+    let output = Command::new(tool.name)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| tool.failed(e));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
