@@ -15,6 +15,8 @@
 //! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
 //! - [`metrics`] renders a snapshot as Prometheus text; every metric name lives there.
 //! - [`http`] serves it all; it has no SQLite code.
+//! - [`reload`] re-reads the configuration (SIGHUP, `POST /-/reload`, file changes) and
+//!   re-expands globs as tenant files come and go; [`shutdown`] stops the process gracefully.
 //! - [`cli`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
 pub mod actions;
@@ -42,8 +44,10 @@ pub mod migrations;
 pub mod monitor;
 pub mod policy;
 pub mod recover;
+pub mod reload;
 pub mod restore;
 pub mod scheduler;
+pub mod shutdown;
 pub mod sql;
 pub mod vacuum;
 pub mod wal;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -33,6 +33,8 @@ pub struct AppState {
     pub telemetry_path: String,
     /// The control API.
     pub control: Arc<control::Control>,
+    /// Reaches the reload task for `POST /-/reload`.
+    pub reload: crate::reload::ReloadHandle,
 }
 
 /// The router for every endpoint of SPEC §2.
@@ -42,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(landing::page))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/reload", post(reload))
         .route("/health", get(health))
         .merge(control::routes(state.clone()));
     if telemetry != "/" {
@@ -176,6 +179,23 @@ async fn health(State(s): State<AppState>) -> Response {
             (code, Json(snap.as_ref().clone())).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+/// `POST /-/reload`: 200 once the new configuration serves; 500 with the error when it is
+/// invalid (the old one keeps serving); 400 when there is no config file to reload.
+async fn reload(State(s): State<AppState>) -> Response {
+    use crate::reload::ReloadError;
+    match s.reload.reload().await {
+        Ok(()) => "configuration reloaded\n".into_response(),
+        Err(e) => {
+            let code = match e {
+                ReloadError::NoConfigFile => StatusCode::BAD_REQUEST,
+                ReloadError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                ReloadError::Invalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (code, format!("failed to reload config: {e}\n")).into_response()
+        }
     }
 }
 

@@ -113,6 +113,35 @@ impl Exporter {
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.child.id());
+    }
+
+    /// Waits up to `timeout` for the process to exit; panics with the log if it does not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "exporter still running after {timeout:?}; log:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
 }
 
 impl Drop for Exporter {
