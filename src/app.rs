@@ -11,6 +11,7 @@ use crate::config::{Config, Source};
 use crate::demo::Demo;
 use crate::fleet::Fleet;
 use crate::http::control::Control;
+use crate::http::web_config::WebConfig;
 use crate::http::{self, AppState};
 use crate::integrity::Mode;
 use crate::reload::{self, databases};
@@ -78,6 +79,11 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
             bail!("nothing to monitor: give database files, --config.file=FILE or --demo")
         }
     };
+    let web = match &cli.web_config_file {
+        Some(f) => Some(Arc::new(WebConfig::load(f)?)),
+        None => None,
+    };
+    let tls = web.clone().filter(|w| w.current().tls.is_some());
     let fleet = Arc::new(Fleet::new(collectors, cli.scrape_concurrency));
     fleet.apply(databases(&config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -104,8 +110,8 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
                 println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
             }
         }
-        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone(), control, reload };
-        http::serve(listeners, http::router(state), shutdown::signalled(cancel.clone())).await;
+        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone(), control, reload, web };
+        http::serve(listeners, http::router(state), tls, shutdown::signalled(cancel.clone())).await;
         shutdown::drain_actions(shutdown::ACTION_GRACE).await;
         let _ = stop_tx.send(true);
         let _ = checks.await;

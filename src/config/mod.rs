@@ -708,7 +708,7 @@ impl fmt::Display for NameConflict {
 
 /// serde_yaml's message without its own path prefix (we print the exact key path) and with its
 /// location as `(line L, column C)`.
-fn yaml_message(e: &serde_yaml::Error) -> String {
+pub(crate) fn yaml_message(e: &serde_yaml::Error) -> String {
     let text = e.to_string();
     let mut msg = text.as_str();
     if let Some((head, rest)) = msg.split_once(": ") {
