@@ -278,3 +278,44 @@ fn sigterm_during_a_backup_removes_its_temp_file_and_exits_0() {
     );
     assert!(e.log().contains("shutting down"), "{}", e.log());
 }
+
+#[test]
+fn a_kubernetes_configmap_swap_is_seen() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    build_db(&a, TABLE);
+    build_db(&b, TABLE);
+    // The kubelet's layout: the file links into `..data`, which links to a timestamped dir.
+    let mount = dir.path().join("config");
+    let version = |n: u32, text: &str| {
+        let v = mount.join(format!("..2026_{n}"));
+        std::fs::create_dir_all(&v).unwrap();
+        std::fs::write(v.join("sqlite_exporter.yml"), text).unwrap();
+        format!("..2026_{n}")
+    };
+    let first = version(1, &format!("databases:\n  - path: {}\n", a.display()));
+    symlink(&first, mount.join("..data")).unwrap();
+    symlink(
+        "..data/sqlite_exporter.yml",
+        mount.join("sqlite_exporter.yml"),
+    )
+    .unwrap();
+    let cfg = mount.join("sqlite_exporter.yml");
+    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
+    assert_eq!(up(&e.metrics(), "b"), None);
+
+    let second = version(
+        2,
+        &format!(
+            "databases:\n  - path: {}\n  - path: {}\n",
+            a.display(),
+            b.display()
+        ),
+    );
+    symlink(&second, mount.join("..data_tmp")).unwrap();
+    std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+    metrics_until(&e, Duration::from_secs(5), "b exported", |body| {
+        up(body, "b") == Some(1.0)
+    });
+}
