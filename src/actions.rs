@@ -165,8 +165,10 @@ pub fn execute(
         Action::Checkpoint(mode) => Some(mode.as_str()),
         _ => None,
     };
-    // A dry run changes nothing and is not counted as a recovery.
-    if *action != Action::Recover(true) {
+    // A dry run changes nothing and is not counted as a recovery; a request refused before
+    // the action started (bad input, unknown backup) is not an action either.
+    let refused_upfront = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::InvalidInput | ErrorKind::NotFound));
+    if *action != Action::Recover(true) && !refused_upfront {
         let ok = result.is_ok()
             && !matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)));
         events.record_action(&m.config.name, action.name(), mode, ok, seconds);

@@ -201,23 +201,23 @@ pub struct BackupInfo {
 }
 
 /// The classes of failure the callers (control API, CLI, scheduler) act on, so that they never
-/// match on message text. Suggested HTTP statuses in brackets.
+/// match on message text. Suggested HTTP statuses in parentheses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// Bad name or label from the request [400].
+    /// Bad name or label from the request (HTTP 400).
     InvalidInput,
-    /// The backup (or the database file) does not exist [404].
+    /// The backup (or the database file) does not exist (HTTP 404).
     NotFound,
-    /// A backup with the same name already exists [409].
+    /// A backup with the same name already exists (HTTP 409).
     Conflict,
-    /// Corrupt source, or a backup failing verification: refused for safety [422].
+    /// Corrupt source, or a backup failing verification: refused for safety (HTTP 422).
     RefusedForSafety,
-    /// The database stayed locked past the busy timeout, or kept changing [503].
+    /// The database stayed locked past the busy timeout, or kept changing (HTTP 503).
     Locked,
     /// The caller's cancel flag was set; nothing was changed.
     Cancelled,
-    /// I/O or SQLite failure [500].
+    /// I/O or SQLite failure (HTTP 500).
     Internal,
 }
 

@@ -54,7 +54,7 @@ pub struct Cli {
     )]
     pub log_format: logging::Format,
 
-    /// Disable every collector not enabled explicitly with --collector.<name>.
+    /// Disable every collector not enabled explicitly with `--collector.<name>`.
     #[arg(long = "collector.disable-defaults")]
     pub disable_defaults: bool,
 

@@ -11,13 +11,17 @@
 //!   background ([`interrupt`] bounds them in time; [`sql`] quotes identifiers).
 //! - [`scheduler`] runs them on a staggered, bounded schedule; [`checks`] caches the results.
 //! - [`health`] decides status and recommendations from the facts (SPEC §6).
-//! - [`monitor`] owns one database: it scrapes it and caches background results.
+//! - [`checkpoint`], [`backup`], [`restore`], [`recover`] and [`vacuum`] are the maintenance
+//!   engines; [`actions`] is the one entry point to them (claiming, counting, logging) shared
+//!   by the control API, the CLI and the [`policy`] module; [`jobs`] tracks async actions.
+//! - [`monitor`] owns one database: it scrapes it, caches background results, and holds its
+//!   action lock and policy state.
 //! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
 //! - [`metrics`] renders a snapshot as Prometheus text; every metric name lives there.
-//! - [`http`] serves it all; it has no SQLite code.
+//! - [`http`] serves it all (endpoints, control API, TLS and basic auth); it has no SQLite code.
 //! - [`reload`] re-reads the configuration (SIGHUP, `POST /-/reload`, file changes) and
 //!   re-expands globs as tenant files come and go; [`shutdown`] stops the process gracefully.
-//! - [`cli`], [`check`], [`demo`] and [`logging`] are the binary's edges.
+//! - [`app`], [`cli`], [`command`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
 pub mod actions;
 pub mod app;

@@ -1,5 +1,5 @@
 //! HTTP: the listeners, the router and the handlers. No SQLite here: handlers ask the
-//! [`Fleet`](crate::fleet::Fleet) for a snapshot and render it.
+//! [`crate::fleet::Fleet`] for a snapshot and render it.
 
 mod auth;
 pub mod control;

@@ -200,3 +200,140 @@ pub fn must(body: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     value(body, name, labels)
         .unwrap_or_else(|| panic!("series {name}{labels:?} missing from:\n{body}"))
 }
+
+/// A request to the control API with an optional bearer token; returns status and JSON body
+/// (`Value::Null` for an empty or non-JSON body).
+pub fn api(
+    e: &Exporter,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("http://{}{}", e.addr, path);
+    let mut req = ureq::request(method, &url).timeout(Duration::from_secs(120));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        None => req.call(),
+    };
+    let (code, text) = match resp {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A temp dir with a control-enabled config for `databases` (`name: path` pairs) and a token;
+/// `extra` is YAML appended under `defaults:` (indented by the caller with two spaces).
+pub struct Setup {
+    /// The temp dir.
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// The backup dir.
+    pub backups: PathBuf,
+    /// The bearer token.
+    pub token: String,
+}
+
+impl Setup {
+    /// Writes the config and token file.
+    pub fn new(
+        dir: tempfile::TempDir,
+        databases: &[(&str, &Path)],
+        defaults: &str,
+        control: bool,
+    ) -> Setup {
+        let token = "s3cret-token-for-tests".to_string();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, format!("# a comment\nother-token\n{token}\n")).unwrap();
+        let backups = dir.path().join("backups");
+        let mut yaml = format!(
+            "defaults:\n  backup:\n    dir: {}\n{defaults}\ndatabases:\n",
+            backups.display()
+        );
+        for (name, path) in databases {
+            yaml.push_str(&format!("  - name: {name}\n    path: {}\n", path.display()));
+        }
+        yaml.push_str(&format!(
+            "control:\n  enabled: {control}\n  token_file: {}\n",
+            token_file.display()
+        ));
+        let config = dir.path().join("sqlite_exporter.yml");
+        std::fs::write(&config, yaml).unwrap();
+        Setup {
+            dir,
+            config,
+            backups,
+            token,
+        }
+    }
+
+    /// Starts the exporter on this config with extra flags.
+    pub fn start(&self, flags: &[&str]) -> Exporter {
+        let mut args = vec!["--config.file", self.config.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        Exporter::start(&args)
+    }
+}
+
+/// Waits up to `secs` for `f` to return true.
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Fills `path` (rollback journal) with about `mb` MB of rows in table `big`.
+pub fn big_db(path: &Path, mb: u64) {
+    let rows = mb * 1_000_000 / 1100;
+    build_db(
+        path,
+        &format!(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+             CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < {rows})
+             INSERT INTO big(v) SELECT randomblob(1000) FROM c;
+             PRAGMA journal_mode=DELETE;"
+        ),
+    );
+}
+
+/// Every file name in `dir` (sorted; empty when it does not exist).
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Sends a signal to the exporter.
+impl Exporter {
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and wait.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

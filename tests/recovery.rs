@@ -1,0 +1,484 @@
+//! Checkpoints, recovery, VACUUM and the opt-in policies (issue 5), over real HTTP and the CLI.
+
+#[path = "util/exporter.rs"]
+mod exporter;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use exporter::{api, build_db, eventually, files, must, sqlite3, value, Setup};
+use rusqlite::Connection;
+use serde_json::Value;
+
+/// A WAL database of 300 accounts holding 100 each.
+fn accounts(path: &Path) {
+    build_db(
+        path,
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE INDEX accounts_balance ON accounts(balance);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 300)
+         INSERT INTO accounts(balance) SELECT 100 FROM c;",
+    );
+}
+
+/// Breaks the root page of `table` in place (its page type byte), after moving every WAL frame
+/// into the main file so the edit is what SQLite reads.
+fn corrupt_table(path: &Path, table: &str) {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    let root: u64 = c
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let page_size: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    drop(c);
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = ((root - 1) * page_size) as usize;
+    bytes[at] = 0x00;
+    bytes[at + 3] = 0xff;
+    bytes[at + 4] = 0xff;
+    std::fs::write(path, bytes).unwrap();
+    assert!(!integrity_ok(path), "the corruption took");
+}
+
+/// Whether `sqlite3 FILE 'PRAGMA integrity_check'` says ok (an error exit is not ok).
+fn integrity_ok(path: &Path) -> bool {
+    let out = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(path)
+        .arg("PRAGMA integrity_check")
+        .output()
+        .expect("sqlite3 CLI (Debian package sqlite3)");
+    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok"
+}
+
+/// Runs the CLI and returns (exit code, stdout JSON).
+fn cli(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(exporter::binary())
+        .args(args)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), v)
+}
+
+fn backup_now(s: &Setup, name: &str) -> String {
+    let (code, v) = cli(&["backup", "--config.file", s.config.to_str().unwrap(), name]);
+    assert_eq!(code, 0, "{v}");
+    v["file_name"].as_str().unwrap().to_string()
+}
+
+fn count(path: &Path) -> i64 {
+    sqlite3(path, "SELECT count(*) FROM accounts")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn recover_restores_a_database_corrupted_after_its_last_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let backup = backup_now(&s, "app");
+    build_db(&db, "INSERT INTO accounts(balance) VALUES (7), (8);");
+    corrupt_table(&db, "accounts");
+
+    let e = s.start(&[]);
+    let (code, r) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/app/recover",
+        Some(&s.token),
+        Some(r#"{"dry_run":false}"#),
+    );
+    assert_eq!(code, 200, "{r:#}");
+    assert_eq!(r["success"], true);
+    assert_eq!(r["corrupt"], true);
+    assert_eq!(r["restored_from"], backup.as_str());
+    let window = r["data_loss_window_seconds"].as_f64().unwrap();
+    assert!((0.0..120.0).contains(&window), "{window}");
+    assert!(
+        r["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains("changes since then are lost")),
+        "{r:#}"
+    );
+    let q = Path::new(r["quarantine"].as_str().unwrap());
+    assert!(q.starts_with(s.backups.join("quarantine")), "{q:?}");
+    assert!(files(q).contains(&"app.db".to_string()), "{:?}", files(q));
+    assert!(
+        !integrity_ok(&q.join("app.db")),
+        "the quarantined copy is the corrupt one"
+    );
+    assert!(integrity_ok(&db));
+    assert_eq!(
+        count(&db),
+        300,
+        "the backup's rows; the two later rows are the data-loss window"
+    );
+    let body = e.metrics();
+    assert_eq!(
+        must(&body, "sqlite_recoveries_total", &[("database", "app")]),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_recovery_failures_total",
+            &[("database", "app")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_integrity_check_success",
+            &[("database", "app")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn recovery_skips_a_damaged_newest_backup_and_uses_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let older = backup_now(&s, "app");
+    std::thread::sleep(Duration::from_millis(1100));
+    build_db(&db, "INSERT INTO accounts(balance) VALUES (1);");
+    let newest = backup_now(&s, "app");
+    assert_ne!(older, newest);
+    let p = s.backups.join(&newest);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x55;
+    std::fs::write(&p, bytes).unwrap();
+    corrupt_table(&db, "accounts");
+
+    let (code, r) = cli(&[
+        "recover",
+        "--config.file",
+        s.config.to_str().unwrap(),
+        "app",
+    ]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["restored_from"], older.as_str(), "{r:#}");
+    assert_eq!(r["skipped_backups"][0], newest.as_str());
+    assert!(integrity_ok(&db));
+    assert_eq!(count(&db), 300);
+}
+
+#[test]
+fn dry_run_changes_no_byte_of_the_database_or_the_backup_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    backup_now(&s, "app");
+    corrupt_table(&db, "accounts");
+    let snapshot = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = files(p)
+            .into_iter()
+            .map(|f| (f.clone(), std::fs::read(p.join(&f)).unwrap_or_default()))
+            .collect();
+        v.push(("db".into(), std::fs::read(&db).unwrap()));
+        v
+    };
+    let before = snapshot(&s.backups);
+    let e = s.start(&["--no-collector.integrity"]);
+    let (code, r) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/app/recover",
+        Some(&s.token),
+        Some(r#"{"dry_run":true}"#),
+    );
+    assert_eq!(code, 200, "{r:#}");
+    assert_eq!(r["dry_run"], true);
+    assert!(
+        r["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("would restore")),
+        "{r:#}"
+    );
+    assert_eq!(snapshot(&s.backups), before, "dry run changed something");
+    assert!(!s.backups.join("quarantine").exists());
+    let (code, r) = cli(&[
+        "recover",
+        "--dry-run",
+        "--config.file",
+        s.config.to_str().unwrap(),
+        "app",
+    ]);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(
+        snapshot(&s.backups),
+        before,
+        "the CLI dry run changed something"
+    );
+    assert_eq!(
+        must(
+            &e.metrics(),
+            "sqlite_recoveries_total",
+            &[("database", "app")]
+        ),
+        0.0,
+        "a dry run is not a recovery"
+    );
+}
+
+#[test]
+fn auto_recover_restores_after_the_next_integrity_check_without_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    let s = Setup::new(
+        dir,
+        &[("app", &db)],
+        "  integrity_check: { interval: 1s }\n  auto: { recover: true }\n",
+        false,
+    );
+    backup_now(&s, "app");
+    let e = s.start(&[]);
+    eventually(20, "a first integrity check", || {
+        value(
+            &e.metrics(),
+            "sqlite_integrity_check_success",
+            &[("database", "app")],
+        ) == Some(1.0)
+    });
+    corrupt_table(&db, "accounts");
+    eventually(30, "an automatic recovery", || {
+        let b = e.metrics();
+        value(&b, "sqlite_recoveries_total", &[("database", "app")]) == Some(1.0)
+            && value(&b, "sqlite_integrity_check_success", &[("database", "app")]) == Some(1.0)
+    });
+    e.wait_log(&["policy action", "action=recovery", "integrity check failed"]);
+    assert!(integrity_ok(&db));
+    assert!(!files(&s.backups.join("quarantine")).is_empty());
+}
+
+#[test]
+fn auto_checkpoint_brings_the_wal_back_while_the_writer_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    let s = Setup::new(
+        dir,
+        &[("app", &db)],
+        "  thresholds: { wal_critical_bytes: 1MiB }\n  integrity_check: { interval: 1s }\n  auto: { checkpoint: true }\n",
+        false,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (db, stop, commits) = (db.clone(), stop.clone(), commits.clone());
+        std::thread::spawn(move || {
+            let c = Connection::open(&db).unwrap();
+            c.busy_timeout(Duration::from_secs(5)).unwrap();
+            c.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                c.execute(
+                    "INSERT INTO accounts(balance) VALUES (?1)",
+                    [commits.load(Ordering::Relaxed) as i64],
+                )
+                .unwrap();
+                c.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS pad(v); INSERT INTO pad VALUES (randomblob(8000));",
+                )
+                .unwrap();
+                commits.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let wal = dir_wal(&db);
+    let e = s.start(&[]);
+    eventually(30, "the WAL to pass 1 MiB", || {
+        std::fs::metadata(&wal)
+            .map(|m| m.len() > 1 << 20)
+            .unwrap_or(false)
+            || checkpoints(&e) > 0.0
+    });
+    eventually(10, "an automatic TRUNCATE checkpoint", || {
+        checkpoints(&e) >= 1.0
+    });
+    let before = commits.load(Ordering::Relaxed);
+    eventually(10, "the WAL back under 1 MiB", || {
+        std::fs::metadata(&wal)
+            .map(|m| m.len() < 1 << 20)
+            .unwrap_or(true)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        commits.load(Ordering::Relaxed) > before,
+        "the writer kept committing"
+    );
+    e.wait_log(&["policy action", "action=checkpoint"]);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}
+
+fn dir_wal(db: &Path) -> std::path::PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push("-wal");
+    s.into()
+}
+
+fn checkpoints(e: &exporter::Exporter) -> f64 {
+    value(
+        &e.metrics(),
+        "sqlite_checkpoints_total",
+        &[("database", "app"), ("mode", "truncate")],
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn a_checkpoint_blocked_by_a_reader_says_busy_and_what_it_could_not_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let app = Connection::open(&db).unwrap();
+    app.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
+    let reader = Connection::open(&db).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM accounts;")
+        .unwrap();
+    app.execute_batch("UPDATE accounts SET balance = balance + 1;")
+        .unwrap();
+    let e = s.start(&[]);
+    let (code, r) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/app/checkpoint",
+        Some(&s.token),
+        Some(r#"{"mode":"restart"}"#),
+    );
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["busy"], true, "{r}");
+    assert!(r["frames_not_checkpointed"].as_i64().unwrap() > 0, "{r}");
+    assert!(
+        r["log_frames"].as_i64().unwrap() > r["checkpointed_frames"].as_i64().unwrap(),
+        "{r}"
+    );
+    let body = e.metrics();
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_checkpoint_failures_total",
+            &[("database", "app"), ("mode", "restart")]
+        ),
+        1.0
+    );
+    let (code, _) = cli(&[
+        "checkpoint",
+        "--mode=restart",
+        "--config.file",
+        s.config.to_str().unwrap(),
+        "app",
+    ]);
+    assert_eq!(
+        code, 1,
+        "the CLI does not report a busy checkpoint as success"
+    );
+    reader.execute_batch("COMMIT;").unwrap();
+    let (code, r) = cli(&[
+        "checkpoint",
+        "--mode=truncate",
+        "--config.file",
+        s.config.to_str().unwrap(),
+        "app",
+    ]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["wal_bytes_after"], 0);
+}
+
+fn fragmented(path: &Path) {
+    build_db(
+        path,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 3000)
+         INSERT INTO t(v) SELECT randomblob(1000) FROM c;
+         DELETE FROM t WHERE id > 1500;",
+    );
+}
+
+#[test]
+fn vacuum_raises_utilization_and_is_refused_without_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    fragmented(&a);
+    fragmented(&b);
+    let free: f64 = sqlite3(&a, "PRAGMA freelist_count").parse().unwrap();
+    let pages: f64 = sqlite3(&a, "PRAGMA page_count").parse().unwrap();
+    assert!(free / pages >= 0.3);
+    let s = Setup::new(dir, &[("a", &a), ("b", &b)], "", true);
+    let yaml = std::fs::read_to_string(&s.config).unwrap().replace(
+        &format!("    path: {}\n", b.display()),
+        &format!(
+            "    path: {}\n    actions: {{ vacuum_disk_margin: 1000TB }}\n",
+            b.display()
+        ),
+    );
+    std::fs::write(&s.config, yaml).unwrap();
+    let e = s.start(&[]);
+    let (code, r) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/a/vacuum",
+        Some(&s.token),
+        None,
+    );
+    assert_eq!(code, 200, "{r}");
+    assert!(r["utilization_after"].as_f64().unwrap() >= 0.99, "{r}");
+    assert_eq!(sqlite3(&a, "PRAGMA freelist_count"), "0");
+    let before = std::fs::read(&b).unwrap();
+    let (code, r) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/b/vacuum",
+        Some(&s.token),
+        None,
+    );
+    assert_eq!(code, 422, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("free on the database's file system"),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read(&b).unwrap(),
+        before,
+        "a refused VACUUM touches nothing"
+    );
+    let (code, _) = cli(&["vacuum", "--config.file", s.config.to_str().unwrap(), "b"]);
+    assert_eq!(code, 1);
+    let body = e.metrics();
+    assert_eq!(
+        must(&body, "sqlite_vacuums_total", &[("database", "a")]),
+        1.0
+    );
+    assert_eq!(
+        must(&body, "sqlite_vacuum_failures_total", &[("database", "b")]),
+        1.0
+    );
+}
