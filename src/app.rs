@@ -4,17 +4,20 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use tracing::{error, info};
+use tracing::info;
 
 use crate::cli::{Command, Invocation};
-use crate::config::{Config, DatabaseConfig, Source};
+use crate::config::{Config, Source};
 use crate::demo::Demo;
 use crate::fleet::Fleet;
 use crate::http::control::Control;
+use crate::http::web_config::WebConfig;
 use crate::http::{self, AppState};
 use crate::integrity::Mode;
+use crate::reload::{self, databases};
 use crate::scheduler::{self, Job};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::shutdown;
+use std::sync::atomic::AtomicBool;
 
 /// Runs what the command line asks for; returns the process exit code.
 pub fn run(inv: Invocation) -> anyhow::Result<i32> {
@@ -76,6 +79,11 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
             bail!("nothing to monitor: give database files, --config.file=FILE or --demo")
         }
     };
+    let web = match &cli.web_config_file {
+        Some(f) => Some(Arc::new(WebConfig::load(f)?)),
+        None => None,
+    };
+    let tls = web.clone().filter(|w| w.current().tls.is_some());
     let fleet = Arc::new(Fleet::new(collectors, cli.scrape_concurrency));
     fleet.apply(databases(&config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,6 +92,15 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        let cancel = Arc::new(AtomicBool::new(false));
+        scheduler::remove_backup_leftovers(&scheduler::backup_dirs(&fleet));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let checks = tokio::spawn(scheduler::run(fleet.clone(), cli.checks_concurrency, cancel.clone(), stop_rx.clone()));
+        let control = Arc::new(Control::new(config.control.clone(), cancel.clone()));
+        let target = reload::Target { fleet: fleet.clone(), set_control: Box::new({ let c = control.clone(); move |s| c.set(s) }) };
+        // Watching starts before the address is logged, so no change made once the exporter
+        // is up can be missed.
+        let (reload, reloader) = reload::spawn(config, target, stop_rx);
         // The demo serves its control API, so unless told otherwise it listens on loopback only.
         let demo_default = demo.is_some() && cli.listen_addresses == [crate::cli::DEFAULT_LISTEN];
         let addresses = if demo_default { vec![format!("127.0.0.1{}", crate::cli::DEFAULT_LISTEN)] } else { cli.listen_addresses.clone() };
@@ -96,30 +113,21 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
                 println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
             }
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        scheduler::remove_backup_leftovers(&fleet);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let checks = tokio::spawn(scheduler::run(fleet.clone(), cli.checks_concurrency, cancel.clone(), stop_rx));
-        let control = Arc::new(Control::new(config.control.clone(), cancel.clone()));
-        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone(), control };
-        http::serve(listeners, http::router(state), shutdown_signal()).await;
-        cancel.store(true, Ordering::Relaxed);
+        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone(), control, reload, web };
+        http::serve(listeners, http::router(state), tls, shutdown::signalled(cancel.clone())).await;
+        shutdown::drain_actions(shutdown::ACTION_GRACE).await;
         let _ = stop_tx.send(true);
         let _ = checks.await;
-        info!("stopped");
+        if let Some(r) = reloader {
+            let _ = r.await;
+        }
         anyhow::Ok(())
     })?;
+    // Background checks were cancelled with the actions; give their threads a moment to unwind.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    info!("stopped");
     drop(demo);
     Ok(0)
-}
-
-/// The databases of `config` now, logging names that collide.
-fn databases(config: &Config) -> Vec<DatabaseConfig> {
-    let (dbs, conflicts) = config.databases();
-    for c in conflicts {
-        error!(conflict = %c, "database skipped");
-    }
-    dbs
 }
 
 /// The demo's configuration: its database, its backup directory with scheduled backups every
@@ -144,20 +152,5 @@ fn demo_config(d: &Demo) -> Config {
             token_file: Some(d.token_file.clone()),
         },
         file: None,
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => info!("interrupt received, shutting down"),
     }
 }

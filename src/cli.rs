@@ -21,6 +21,10 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN, action = ArgAction::Append)]
     pub listen_addresses: Vec<String>,
 
+    /// Web configuration file (exporter-toolkit format): TLS, basic auth, response headers.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
     /// Path under which to expose metrics.
     #[arg(
         long = "web.telemetry-path",

@@ -18,7 +18,9 @@
 //!   action lock and policy state.
 //! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
 //! - [`metrics`] renders a snapshot as Prometheus text; every metric name lives there.
-//! - [`http`] serves it all (endpoints, control API); it has no SQLite code.
+//! - [`http`] serves it all (endpoints, control API, TLS and basic auth); it has no SQLite code.
+//! - [`reload`] re-reads the configuration (SIGHUP, `POST /-/reload`, file changes) and
+//!   re-expands globs as tenant files come and go; [`shutdown`] stops the process gracefully.
 //! - [`app`], [`cli`], [`command`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
 pub mod actions;
@@ -46,8 +48,10 @@ pub mod migrations;
 pub mod monitor;
 pub mod policy;
 pub mod recover;
+pub mod reload;
 pub mod restore;
 pub mod scheduler;
+pub mod shutdown;
 pub mod sql;
 pub mod vacuum;
 pub mod wal;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,15 @@ pub struct Monitor {
     logged: Mutex<HashMap<&'static str, String>>,
 }
 
+/// Actions running in this process, over every monitor (a reload may have dropped the monitor
+/// whose action still runs). Graceful shutdown waits for this to reach zero.
+static RUNNING_ACTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many actions are running now, in the whole process.
+pub fn running_actions() -> usize {
+    RUNNING_ACTIONS.load(Ordering::SeqCst)
+}
+
 /// This database is claimed by an action until the guard is dropped.
 pub struct ActionGuard {
     monitor: Arc<Monitor>,
@@ -58,6 +68,7 @@ impl ActionGuard {
 
 impl Drop for ActionGuard {
     fn drop(&mut self) {
+        RUNNING_ACTIONS.fetch_sub(1, Ordering::SeqCst);
         *self
             .monitor
             .action
@@ -152,6 +163,7 @@ impl Monitor {
             Some(running) => Err(running),
             None => {
                 *slot = Some(action);
+                RUNNING_ACTIONS.fetch_add(1, Ordering::SeqCst);
                 Ok(ActionGuard {
                     monitor: self.clone(),
                 })

@@ -10,6 +10,8 @@
 //! and a database runs one background job at a time. Checks are bounded by their `timeout`
 //! and cancelled on shutdown; an interrupted check is recorded as unknown, never as success.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,16 +180,20 @@ fn start_policy(fleet: &Arc<Fleet>, m: &Arc<Monitor>, cancel: &Arc<AtomicBool>, 
     }
 }
 
-/// Removes temp files left by a killed backup in every backup directory of the fleet.
-pub fn remove_backup_leftovers(fleet: &Fleet) {
-    let mut dirs: Vec<std::path::PathBuf> = fleet
+/// Every backup directory of the fleet.
+pub fn backup_dirs(fleet: &Fleet) -> BTreeSet<PathBuf> {
+    fleet
         .monitors()
         .values()
         .map(|m| m.config.settings.backup.dir.clone())
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        .collect()
+}
+
+/// Removes temp files left by a killed backup in `dirs` (at start: every backup directory of
+/// the fleet; after a reload: the ones new to it). Files of a backup in progress are locked and
+/// kept.
+pub fn remove_backup_leftovers<'a>(dirs: impl IntoIterator<Item = &'a PathBuf>) {
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
         match crate::backup::remove_leftovers(dir) {
             Ok(removed) if !removed.is_empty() => {
                 info!(dir = %dir.display(), removed = removed.len(), "removed temp files of an interrupted backup")

@@ -530,11 +530,13 @@ impl Config {
             defaults.overlay(d);
         }
         defaults.validate("defaults.").map_err(|(p, m)| err(p, m))?;
+        defaults.backup.dir = base.join(&defaults.backup.dir);
         let mut entries = Vec::new();
         for (i, db) in raw.databases.iter().flatten().enumerate() {
             let at = format!("databases[{i}]");
             let mut settings = defaults.clone();
             settings.overlay(&db.settings());
+            settings.backup.dir = base.join(&settings.backup.dir);
             settings
                 .validate(&format!("{at}."))
                 .map_err(|(p, m)| err(p, m))?;
@@ -603,8 +605,10 @@ impl Config {
             },
             file: Some(file.to_path_buf()),
         };
+        // A glob match colliding with another name depends on the files present at the moment;
+        // it is logged and skipped (at start, reload and rediscovery), never a config error.
         let (_, conflicts) = config.databases();
-        if let Some(c) = conflicts.into_iter().next() {
+        if let Some(c) = conflicts.into_iter().find(|c| !c.glob) {
             return Err(err(c.key, c.message));
         }
         Ok(config)
@@ -650,8 +654,10 @@ impl Config {
                 Source::Glob(g) => glob_matches(g),
             };
             for (name, path) in found {
-                if let Some(first) = taken.get(&name) {
+                if let Some(&first) = taken.get(&name) {
+                    let glob = |k: usize| matches!(self.entries[k].source, Source::Glob(_));
                     conflicts.push(NameConflict {
+                        glob: glob(i) || glob(first),
                         key: format!("databases[{i}]"),
                         message: format!(
                             "duplicate database name {name:?} ({}); already used by databases[{first}]",
@@ -686,6 +692,8 @@ impl Config {
 /// A database name that is already taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameConflict {
+    /// Whether a glob entry is involved (so the conflict depends on the files present).
+    pub glob: bool,
     /// Key path of the entry that lost.
     pub key: String,
     /// What collided.
@@ -700,7 +708,7 @@ impl fmt::Display for NameConflict {
 
 /// serde_yaml's message without its own path prefix (we print the exact key path) and with its
 /// location as `(line L, column C)`.
-fn yaml_message(e: &serde_yaml::Error) -> String {
+pub(crate) fn yaml_message(e: &serde_yaml::Error) -> String {
     let text = e.to_string();
     let mut msg = text.as_str();
     if let Some((head, rest)) = msg.split_once(": ") {
@@ -744,10 +752,25 @@ fn glob_matches(pattern: &str) -> Vec<(String, PathBuf)> {
     };
     let mut found: Vec<PathBuf> = paths
         .filter_map(Result::ok)
-        .filter(|p| p.is_file())
+        .filter(|p| !is_companion_file(p) && p.is_file())
         .collect();
     found.sort();
     found.into_iter().map(|p| (stem(&p), p)).collect()
+}
+
+/// Whether `path` is one of SQLite's companion files (`-wal`, `-shm`, `-journal`) or a temp
+/// file (a leading `.`, a `.tmp` or `~` suffix): never a database of its own, even when a glob
+/// such as `tenants/*` matches it.
+pub fn is_companion_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+        return true;
+    };
+    name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".tmp")
+        || ["-wal", "-shm", "-journal"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 /// The longest leading directory of a glob pattern without wildcards.
@@ -792,6 +815,36 @@ mod tests {
             c.entries[0].source,
             Source::Path(PathBuf::from("/etc/data/a.db"))
         );
+    }
+
+    #[test]
+    fn globs_skip_companion_and_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "a",
+            "a-wal",
+            "a-shm",
+            "b-journal",
+            ".c.db.tmp",
+            "d~",
+            "e.tmp",
+        ] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let found = glob_matches(&format!("{}/*", dir.path().display()));
+        let names: Vec<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, vec!["a"]);
+    }
+
+    #[test]
+    fn a_glob_name_collision_is_not_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.db"), b"").unwrap();
+        let text = "databases:\n  - path: app.db\n  - glob: \"*.db\"\n";
+        let c = Config::from_yaml(text, &dir.path().join("c.yml")).unwrap();
+        let (dbs, conflicts) = c.databases();
+        assert_eq!(dbs.len(), 1);
+        assert!(conflicts[0].glob, "{conflicts:?}");
     }
 
     #[test]

@@ -4,16 +4,18 @@
 mod auth;
 pub mod control;
 mod landing;
+pub mod web_config;
 
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -33,6 +35,10 @@ pub struct AppState {
     pub telemetry_path: String,
     /// The control API.
     pub control: Arc<control::Control>,
+    /// Reaches the reload task for `POST /-/reload`.
+    pub reload: crate::reload::ReloadHandle,
+    /// `--web.config.file`: basic auth and headers for every endpoint.
+    pub web: Option<Arc<web_config::WebConfig>>,
 }
 
 /// The router for every endpoint of SPEC §2.
@@ -42,12 +48,49 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(landing::page))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/-/reload", post(reload))
         .route("/health", get(health))
         .merge(control::routes(state.clone()));
     if telemetry != "/" {
         r = r.route(&telemetry, get(metrics_handler));
     }
+    if state.web.is_some() {
+        r = r.layer(middleware::from_fn_with_state(state.clone(), web_layer));
+    }
     r.with_state(state)
+}
+
+/// Basic auth (when `basic_auth_users` is set) and the configured headers, on every endpoint.
+///
+/// The control API authenticates with its own `Authorization: Bearer` token, and a request
+/// has one `Authorization` header, so a request to `/api/v1/` that carries a bearer token is
+/// passed to the control API's token check instead of basic auth: it gets through only with a
+/// valid control token, and nothing is reachable without one credential or the other.
+async fn web_layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(web) = &s.web else {
+        return next.run(req).await;
+    };
+    let loaded = web.current();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let bearer_for_control = req.uri().path().starts_with("/api/v1/")
+        && authorization.is_some_and(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "));
+    let mut resp = if bearer_for_control || web.basic_auth_ok(&loaded, authorization) {
+        next.run(req).await
+    } else {
+        let mut r = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"sqlite_exporter\""),
+        );
+        r
+    };
+    for (name, value) in &loaded.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
 }
 
 /// Binds every listen address first (so a bad one fails start-up before anything is served).
@@ -65,10 +108,13 @@ pub async fn bind(addresses: &[String]) -> std::io::Result<Vec<TcpListener>> {
 }
 
 /// Serves `router` on `listeners` until `shutdown` completes, then stops accepting, lets open
-/// connections finish the request they are serving, and returns when they have.
+/// connections finish the request they are serving, and returns when they have. With `tls`
+/// (a web config naming a certificate), every connection must complete a TLS handshake, with
+/// the certificate current at that moment; plain HTTP fails the handshake.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: Router,
+    tls: Option<Arc<web_config::WebConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -78,7 +124,7 @@ pub async fn serve(
     for listener in listeners {
         let router = router.clone();
         let mut stop = stop_rx.clone();
-        let (stop_rx, done_tx) = (stop_rx.clone(), done_tx.clone());
+        let (stop_rx, done_tx, tls) = (stop_rx.clone(), done_tx.clone(), tls.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let (stream, peer) = tokio::select! {
@@ -88,13 +134,20 @@ pub async fn serve(
                     },
                     _ = stop.changed() => break,
                 };
-                tokio::spawn(serve_connection(
-                    stream,
+                let conn = Connection {
                     peer,
-                    router.clone(),
-                    stop_rx.clone(),
-                    done_tx.clone(),
-                ));
+                    router: router.clone(),
+                    stop: stop_rx.clone(),
+                    _done: done_tx.clone(),
+                };
+                match &tls {
+                    None => {
+                        tokio::spawn(conn.serve(stream));
+                    }
+                    Some(web) => {
+                        tokio::spawn(conn.serve_tls(stream, web.clone()));
+                    }
+                }
             }
         }));
     }
@@ -107,26 +160,51 @@ pub async fn serve(
     let _ = done_rx.recv().await;
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One accepted connection.
+struct Connection {
     peer: SocketAddr,
     router: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    /// Fires on shutdown: finish the request in flight, then close.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Dropped when the connection ends; shutdown waits for every one.
     _done: tokio::sync::mpsc::Sender<()>,
-) {
-    let service = TowerToHyperService::new(router);
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+}
+
+impl Connection {
+    async fn serve_tls(self, stream: tokio::net::TcpStream, web: Arc<web_config::WebConfig>) {
+        let Some(config) = web.current().tls.clone() else {
+            warn!(peer = %self.peer, "the web config no longer has TLS settings; connection refused");
+            return;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Err(e)) => debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+            Err(_) => debug!(peer = %self.peer, "TLS handshake timed out"),
         }
-    };
-    if let Err(e) = result {
-        debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+
+    async fn serve<S>(mut self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = TowerToHyperService::new(self.router);
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = self.stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            debug!(peer = %self.peer, error = %e, "connection ended with an error");
+        }
     }
 }
 
@@ -176,6 +254,23 @@ async fn health(State(s): State<AppState>) -> Response {
             (code, Json(snap.as_ref().clone())).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    }
+}
+
+/// `POST /-/reload`: 200 once the new configuration serves; 500 with the error when it is
+/// invalid (the old one keeps serving); 400 when there is no config file to reload.
+async fn reload(State(s): State<AppState>) -> Response {
+    use crate::reload::ReloadError;
+    match s.reload.reload().await {
+        Ok(()) => "configuration reloaded\n".into_response(),
+        Err(e) => {
+            let code = match e {
+                ReloadError::NoConfigFile => StatusCode::BAD_REQUEST,
+                ReloadError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+                ReloadError::Invalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (code, format!("failed to reload config: {e}\n")).into_response()
+        }
     }
 }
 
