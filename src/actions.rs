@@ -15,10 +15,9 @@ use tracing::{info, warn};
 
 use crate::backup::{self, BackupOptions};
 use crate::checkpoint::{self, CheckpointError};
-use crate::collector::CollectorSet;
 use crate::config::{BackupMethod, Compression, Settings, Verification};
+use crate::fleet::Fleet;
 use crate::integrity::{self, IntegrityOutcome};
-use crate::metrics::EventMetrics;
 use crate::monitor::Monitor;
 use crate::recover;
 use crate::restore;
@@ -148,18 +147,18 @@ impl Progress {
     }
 }
 
-/// Runs `action` on `m` (which the caller has claimed), counts it in `events` and logs it.
+/// Runs `action` on `m` (which the caller has claimed), counts it in the fleet's metrics and
+/// logs it.
 pub fn execute(
+    fleet: &Fleet,
     m: &Monitor,
-    events: &EventMetrics,
-    collectors: &CollectorSet,
     action: &Action,
     trigger: Trigger,
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<Value, ActionError> {
     let start = Instant::now();
-    let result = run(m, collectors, action, progress, cancel);
+    let result = run(m, action, progress, cancel);
     let seconds = start.elapsed().as_secs_f64();
     let mode = match action {
         Action::Checkpoint(mode) => Some(mode.as_str()),
@@ -171,7 +170,9 @@ pub fn execute(
     if *action != Action::Recover(true) && !refused_upfront {
         let ok = result.is_ok()
             && !matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)));
-        events.record_action(&m.config.name, action.name(), mode, ok, seconds);
+        fleet
+            .events
+            .record_action(&m.config.name, action.name(), mode, ok, seconds);
     }
     let db = &m.config.name;
     match &result {
@@ -187,7 +188,6 @@ pub fn execute(
 
 fn run(
     m: &Monitor,
-    collectors: &CollectorSet,
     action: &Action,
     progress: &Progress,
     cancel: &AtomicBool,
@@ -246,7 +246,6 @@ fn run(
             Ok(json!(r))
         }
         Action::Recover(dry_run) => {
-            let _ = collectors;
             let report = recover::run(m, *dry_run, progress, cancel);
             m.refresh_backups();
             match report.success {

@@ -62,9 +62,8 @@ pub fn run(
         std::thread::spawn(move || {
             let cancel = AtomicBool::new(false);
             actions::execute(
+                &fleet,
                 guard.monitor(),
-                &fleet.events,
-                fleet.collectors(),
                 &action,
                 Trigger::Manual,
                 &progress,

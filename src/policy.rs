@@ -22,8 +22,7 @@ use serde_json::Value;
 
 use crate::actions::{self, Action, ActionError, Progress, Trigger};
 use crate::checkpoint;
-use crate::collector::CollectorSet;
-use crate::metrics::EventMetrics;
+use crate::fleet::Fleet;
 use crate::monitor::Monitor;
 
 const BACKOFF_START: Duration = Duration::from_secs(60);
@@ -160,9 +159,8 @@ fn utilization(m: &Monitor) -> Option<f64> {
 
 /// Runs a policy's action on `m` (claimed by the caller) and records the outcome for back-off.
 pub fn run(
+    fleet: &Fleet,
     m: &Monitor,
-    events: &EventMetrics,
-    collectors: &CollectorSet,
     policy: Policy,
     action: Action,
     reason: &str,
@@ -170,8 +168,7 @@ pub fn run(
 ) -> Result<Value, ActionError> {
     tracing::info!(database = %m.config.name, action = action.name(), reason, "policy action");
     let progress = Progress::default();
-    let exec =
-        |a: &Action| actions::execute(m, events, collectors, a, Trigger::Policy, &progress, cancel);
+    let exec = |a: &Action| actions::execute(fleet, m, a, Trigger::Policy, &progress, cancel);
     let mut result = exec(&action);
     if policy == Policy::Checkpoint
         && matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)))

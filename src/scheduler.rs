@@ -165,15 +165,7 @@ fn start_policy(fleet: &Arc<Fleet>, m: &Arc<Monitor>, cancel: &Arc<AtomicBool>, 
     let name = format!("auto-{}", m.config.name);
     let spawned = low_priority_thread(&name, move || {
         let m = guard.monitor();
-        let _ = crate::policy::run(
-            m,
-            &fleet.events,
-            fleet.collectors(),
-            policy,
-            action,
-            &reason,
-            &cancel,
-        );
+        let _ = crate::policy::run(&fleet, m, policy, action, &reason, &cancel);
     });
     if let Err(e) = spawned {
         error!(database = %m.config.name, error = %e, "cannot start a policy thread");

@@ -347,15 +347,7 @@ async fn action(
         let j = job.clone();
         tokio::task::spawn_blocking(move || {
             let m = guard.monitor();
-            let r = actions::execute(
-                m,
-                &fleet.events,
-                fleet.collectors(),
-                &action,
-                Trigger::Manual,
-                &j.progress,
-                &cancel,
-            );
+            let r = actions::execute(&fleet, m, &action, Trigger::Manual, &j.progress, &cancel);
             j.finish(r);
             drop(guard);
         });
@@ -369,9 +361,8 @@ async fn action(
     let result = tokio::task::spawn_blocking(move || {
         let progress = Progress::default();
         let r = actions::execute(
+            &fleet,
             guard.monitor(),
-            &fleet.events,
-            fleet.collectors(),
             &action,
             Trigger::Manual,
             &progress,
