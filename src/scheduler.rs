@@ -124,11 +124,18 @@ pub async fn run(
             _ = stop.changed() => break,
         }
         let now = Instant::now();
-        for m in fleet.monitors().values() {
-            if scan_backups_if_due(m, now) {
-                let m = m.clone();
-                tokio::task::spawn_blocking(move || m.refresh_backups());
-            }
+        let monitors = fleet.monitors();
+        // Backup scans due now run one after another on one blocking thread: a fleet of
+        // thousands must not start thousands of threads at once.
+        let scans: Vec<Arc<Monitor>> = monitors
+            .values()
+            .filter(|m| scan_backups_if_due(m, now))
+            .cloned()
+            .collect();
+        if !scans.is_empty() {
+            tokio::task::spawn_blocking(move || scans.iter().for_each(|m| m.refresh_backups()));
+        }
+        for m in monitors.values() {
             start_policy(&fleet, m, &cancel, now);
             let Some(job) = due(m, fleet.collectors(), now) else {
                 continue;
