@@ -99,14 +99,29 @@ pub fn preflight(path: &Path) -> Result<std::fs::Metadata, OpenError> {
     if meta.len() == 0 {
         return Err(OpenError::Empty);
     }
-    // metadata() succeeds on an unreadable file; ask for read access explicitly.
-    if let Err(e) = std::fs::File::open(path) {
+    // metadata() succeeds on an unreadable file; ask for read access explicitly. Never by
+    // opening it: closing any descriptor of a file releases every POSIX lock this process holds
+    // on it, including the locks of our own SQLite connections (an action's write lock, a
+    // backup's snapshot) — see "How To Corrupt An SQLite Database File", §2.2.
+    if !accessible(path, libc::R_OK) {
+        let e = io::Error::last_os_error();
         return Err(match e.kind() {
             io::ErrorKind::PermissionDenied => OpenError::PermissionDenied,
             _ => OpenError::Other(e.to_string()),
         });
     }
     Ok(meta)
+}
+
+/// `access(2)`: whether this process may access `path` in `mode` (`libc::R_OK`, `libc::W_OK`),
+/// answered without opening the file.
+pub fn accessible(path: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    match std::ffi::CString::new(path.as_os_str().as_bytes()) {
+        // SAFETY: a valid NUL-terminated path; access(2) reads it and nothing else.
+        Ok(c) => unsafe { libc::access(c.as_ptr(), mode) == 0 },
+        Err(_) => false,
+    }
 }
 
 /// Opens `path` read-only with the given busy timeout. The connection holds no transaction

@@ -1,14 +1,19 @@
-//! The WAL and its index, read from the files themselves.
+//! The WAL, read from the file itself.
 //!
-//! `sqlite_wal_frames` must not come from `PRAGMA wal_checkpoint` (that *is* a checkpoint). The
-//! number of valid frames in the WAL is `mxFrame` in the wal-index header at the start of the
-//! `-shm` file, which every connection keeps current. Reading 96 bytes from it is O(1) and
-//! takes no lock; SQLite writes the header twice (two 48-byte copies) precisely so that a
-//! lock-free reader can detect a torn read, and we use the same rule: retry until both copies
-//! agree.
+//! `sqlite_wal_frames` must not come from `PRAGMA wal_checkpoint` (that *is* a checkpoint), and
+//! it must not come from opening the `-shm` file either: SQLite's WAL locks live in `-shm`, and
+//! closing any descriptor of a file releases every POSIX lock this process holds on it — those
+//! of our own connections included (a backup's snapshot, an action's write lock). The `-wal`
+//! file carries no locks, so we read it: the frames of the current WAL generation are the
+//! prefix of frames whose salts equal the salts in the WAL header (a checkpoint that restarts
+//! the WAL writes new salts, and new frames overwrite the old from the start). That prefix is
+//! found by binary search: O(log frames) reads of 8 bytes, no lock, no snapshot.
+//!
+//! The count includes the frames of a transaction being written at that moment (SQLite's
+//! `mxFrame` counts committed frames only); a scrape sees at most one transaction's worth more.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The `-wal` file of a database.
@@ -36,47 +41,52 @@ pub fn file_size(path: &Path) -> io::Result<u64> {
     }
 }
 
-/// Frames currently in the WAL according to the wal-index (`mxFrame`), or `None` when there is
-/// no initialised wal-index to read.
-pub fn frames(shm: &Path) -> io::Result<Option<u64>> {
-    let mut file = match File::open(shm) {
+/// Magic numbers of a WAL header (big- and little-endian checksums).
+const WAL_MAGIC: [u32; 2] = [0x377f_0682, 0x377f_0683];
+const WAL_HEADER: u64 = 32;
+const FRAME_HEADER: u64 = 24;
+
+/// Frames of the current generation in the WAL file at `wal` (0 when there is no WAL or it
+/// holds no valid header).
+pub fn frames(wal: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let file = match File::open(wal) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    for _ in 0..16 {
-        let mut buf = [0u8; 96];
-        let mut read = 0;
-        while read < buf.len() {
-            use std::io::Seek;
-            file.seek(io::SeekFrom::Start(read as u64))?;
-            match file.read(&mut buf[read..])? {
-                0 => return Ok(None),
-                n => read += n,
-            }
+    let len = file.metadata()?.len();
+    if len < WAL_HEADER {
+        return Ok(0);
+    }
+    let mut header = [0u8; WAL_HEADER as usize];
+    file.read_exact_at(&mut header, 0)?;
+    let word = |b: &[u8], i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    if !WAL_MAGIC.contains(&word(&header, 0)) {
+        return Ok(0);
+    }
+    let page_size = u64::from(word(&header, 8));
+    if !(512..=65536).contains(&page_size) {
+        return Ok(0);
+    }
+    let frame = FRAME_HEADER + page_size;
+    let salts = &header[16..24];
+    let matches = |k: u64| -> io::Result<bool> {
+        let mut s = [0u8; 8];
+        file.read_exact_at(&mut s, WAL_HEADER + (k - 1) * frame + 8)?;
+        Ok(s == salts)
+    };
+    // Largest k in 0..=n with frames 1..=k of this generation.
+    let (mut lo, mut hi) = (0u64, (len - WAL_HEADER) / frame);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if matches(mid)? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
-        if let Some(frames) = parse_index_header(&buf) {
-            return Ok(Some(frames));
-        }
     }
-    Ok(None)
-}
-
-/// Parses the two copies of the wal-index header; `None` if they differ (a write was in
-/// progress) or the index is not initialised.
-fn parse_index_header(buf: &[u8; 96]) -> Option<u64> {
-    let (a, b) = buf.split_at(48);
-    if a != b {
-        return None;
-    }
-    // Layout (wal.c, WalIndexHdr): iVersion u32, unused u32, iChange u32, isInit u8,
-    // bigEndCksum u8, szPage u16, mxFrame u32, ... in the host's byte order.
-    let is_init = a[12];
-    if is_init == 0 {
-        return None;
-    }
-    let mx_frame = u32::from_ne_bytes([a[16], a[17], a[18], a[19]]);
-    Some(u64::from(mx_frame))
+    Ok(lo)
 }
 
 #[cfg(test)]
@@ -94,7 +104,7 @@ mod tests {
              CREATE TABLE t(x); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);",
         )
         .unwrap();
-        let n = frames(&shm_path(&db)).unwrap().unwrap();
+        let n = frames(&wal_path(&db)).unwrap();
         let (_, log, _): (i64, i64, i64) = conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -102,14 +112,38 @@ mod tests {
             .unwrap();
         assert!(n > 0);
         assert_eq!(n as i64, log);
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-            .unwrap();
-        assert_eq!(frames(&shm_path(&db)).unwrap(), Some(0));
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        assert_eq!(frames(&wal_path(&db)).unwrap(), 0);
     }
 
     #[test]
-    fn no_shm_means_unknown() {
+    fn a_restarted_wal_counts_only_its_new_frames() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(frames(&dir.path().join("x-shm")).unwrap(), None);
+        let db = dir.path().join("w.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(x);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 200)
+             INSERT INTO t SELECT randomblob(3000) FROM c;
+             PRAGMA wal_checkpoint(RESTART);
+             INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        let size = std::fs::metadata(wal_path(&db)).unwrap().len();
+        let n = frames(&wal_path(&db)).unwrap();
+        let (_, log, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        assert!(size > 100 * 4096, "the file keeps its old size");
+        assert_eq!(n as i64, log, "only the frames written after the restart");
+        assert!(n < 10);
+    }
+
+    #[test]
+    fn no_wal_means_no_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(frames(&dir.path().join("x-wal")).unwrap(), 0);
+        std::fs::write(dir.path().join("y-wal"), b"junk").unwrap();
+        assert_eq!(frames(&dir.path().join("y-wal")).unwrap(), 0);
     }
 }

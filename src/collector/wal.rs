@@ -16,12 +16,7 @@ impl Collector for Wal {
         let wal_bytes = wal::file_size(&wal::wal_path(s.path))?;
         f.wal_bytes = Some(wal_bytes);
         f.shm_bytes = Some(wal::file_size(&wal::shm_path(s.path))?);
-        // No WAL file means no frames, whatever a stale -shm says.
-        f.frames = if wal_bytes == 0 {
-            Some(0)
-        } else {
-            wal::frames(&wal::shm_path(s.path))?
-        };
+        f.frames = Some(if wal_bytes == 0 { 0 } else { wal::frames(&wal::wal_path(s.path))? });
         Ok(())
     }
 }

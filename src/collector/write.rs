@@ -81,21 +81,12 @@ impl Collector for Write {
 /// Why a write probe cannot run here, if it cannot: the file or its directory (where SQLite
 /// creates the journal) is not writable by this process.
 fn not_writable(path: &std::path::Path) -> Option<String> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let writable = |p: &std::path::Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0)
-            .unwrap_or(false)
-    };
-    if !writable(path) {
+    use crate::connection::accessible;
+    if !accessible(path, libc::W_OK) {
         return Some("database file is not writable by the exporter; write probe skipped".into());
     }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if !writable(dir) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !accessible(dir, libc::W_OK) {
         return Some("database directory is not writable by the exporter (journal files); write probe skipped".into());
     }
     None
