@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Serialize;
-use tokio::sync::OnceCell;
+use tokio::sync::watch;
 use tracing::info;
 
 use crate::collector::CollectorSet;
@@ -28,7 +28,8 @@ pub struct Snapshot {
     pub databases: Vec<DatabaseReport>,
 }
 
-type InFlight = Arc<OnceCell<Result<Arc<Snapshot>, String>>>;
+/// The collection in flight: its result, once published.
+type InFlight = watch::Receiver<Option<Result<Arc<Snapshot>, String>>>;
 
 /// Every monitored database and the machinery to scrape them.
 pub struct Fleet {
@@ -138,25 +139,40 @@ impl Fleet {
     }
 
     /// A fresh snapshot, sharing a collection already in flight if there is one.
+    ///
+    /// The collection runs as a task of its own and publishes its result to every waiter, so a
+    /// waiter that gives up (Prometheus timing out and closing the connection) neither aborts
+    /// it nor makes the next request start another one while it still runs.
     pub async fn snapshot(self: &Arc<Self>) -> Result<Arc<Snapshot>, String> {
-        let cell = {
+        let mut rx = {
             let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            slot.get_or_insert_with(|| Arc::new(OnceCell::new()))
-                .clone()
+            match slot.as_ref() {
+                Some(rx) => rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    *slot = Some(rx.clone());
+                    let fleet = self.clone();
+                    tokio::spawn(async move {
+                        let f = fleet.clone();
+                        let result =
+                            tokio::task::spawn_blocking(move || Arc::new(f.collect_blocking()))
+                                .await
+                                .map_err(|e| format!("collection failed: {e}"));
+                        // Clear the slot before publishing: a request arriving after the
+                        // result exists starts a fresh collection.
+                        *fleet.in_flight.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
         };
-        let fleet = self.clone();
-        let result = cell
-            .get_or_init(|| async move {
-                tokio::task::spawn_blocking(move || Arc::new(fleet.collect_blocking()))
-                    .await
-                    .map_err(|e| format!("collection failed: {e}"))
-            })
+        let published = rx
+            .wait_for(Option::is_some)
             .await
-            .clone();
-        let mut slot = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            *slot = None;
-        }
-        result
+            .map_err(|_| "collection abandoned".to_string())?;
+        published
+            .clone()
+            .unwrap_or_else(|| Err("collection abandoned".into()))
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -36,6 +36,10 @@ pub struct Monitor {
     checks: Mutex<Checks>,
     /// When the background checks run next.
     schedule: Mutex<Schedule>,
+    /// Held (shared) by every scrape and background job while its connections are open, and
+    /// exclusively by recovery while it copies the raw database files into quarantine: closing
+    /// those copies' descriptors would release the POSIX locks our own connections hold.
+    files: RwLock<()>,
     /// Back-off and memory of the `auto.*` policies.
     policy: Mutex<PolicyState>,
     /// The action running on this database, if any: one at a time (SPEC §5, 409 otherwise).
@@ -129,6 +133,7 @@ impl Monitor {
             checks: Mutex::new(Checks::default()),
             schedule: Mutex::new(schedule),
             action: Mutex::new(None),
+            files: RwLock::new(()),
             policy: Mutex::new(PolicyState::default()),
             logged: Mutex::new(HashMap::new()),
         }
@@ -169,6 +174,16 @@ impl Monitor {
                 })
             }
         }
+    }
+
+    /// Shared access for connections to the database (scrapes, background jobs).
+    pub fn files_shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.files.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive access: no connection of ours to the database is open while it is held.
+    pub fn files_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.files.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The policy state.
@@ -219,7 +234,14 @@ impl Monitor {
         let cfg = &self.config;
         let mut facts = Facts::default();
         let mut outcomes = Vec::new();
-        let opened = connection::open_read_only(&cfg.path, PROBE_BUSY_TIMEOUT).and_then(|conn| {
+        let gate = self.files.try_read();
+        let opened = match &gate {
+            Ok(_) => connection::open_read_only(&cfg.path, PROBE_BUSY_TIMEOUT),
+            Err(_) => Err(OpenError::Other(
+                "recovery is copying the database files; not read at this scrape".into(),
+            )),
+        };
+        let opened = opened.and_then(|conn| {
             // SQLite opens lazily: the first read is what finds a bad header or a lock.
             conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
             Ok(conn)

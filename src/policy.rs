@@ -10,7 +10,8 @@
 //! - `auto.backup`: a backup labelled `scheduled` when the newest verified backup is older than
 //!   `backup.interval` (or there is none).
 //!
-//! Each runs through [`crate::actions::execute`], so it is logged and counted exactly like a
+//! The scheduler evaluates them on a blocking thread, one pass at a time. Each runs through
+//! [`crate::actions::execute`], so it is logged and counted exactly like a
 //! manual action, and it claims the database like one: a policy never runs two actions at once
 //! on a database and never runs while a manual action does. After a failure a policy backs off
 //! (1 min, doubling to 1 h) before it tries that database again.
@@ -27,6 +28,11 @@ use crate::monitor::Monitor;
 
 const BACKOFF_START: Duration = Duration::from_secs(60);
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// After this many failed recoveries in a row, `auto.recover` stops trying until an integrity
+/// check passes again: each attempt preserves another copy of the corrupt file in quarantine,
+/// and a recovery that failed three times needs a person (`sqlite_exporter recover`).
+const RECOVER_ATTEMPTS: u32 = 3;
 
 /// The policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +63,16 @@ impl PolicyState {
         self.backoff.iter().all(|(q, _, t)| *q != p || now >= *t)
     }
 
-    fn record(&mut self, p: Policy, ok: bool, now: Instant) {
-        let failures = self
-            .backoff
+    fn failures(&self, p: Policy) -> u32 {
+        self.backoff
             .iter()
             .find(|(q, _, _)| *q == p)
             .map(|(_, n, _)| *n)
-            .unwrap_or(0);
+            .unwrap_or(0)
+    }
+
+    fn record(&mut self, p: Policy, ok: bool, now: Instant) {
+        let failures = self.failures(p);
         self.backoff.retain(|(q, _, _)| *q != p);
         if !ok {
             let wait = BACKOFF_START
@@ -79,14 +88,19 @@ impl PolicyState {
 pub fn due(m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
     let s = &m.config.settings;
     let auto = &s.auto;
-    if !(auto.checkpoint || auto.recover || auto.vacuum || auto.backup)
-        || m.running_action().is_some()
-    {
+    if !auto.any() || m.running_action().is_some() {
         return None;
     }
     let mut state = m.policy();
     let checks = m.checks();
-    if auto.recover && state.allowed(Policy::Recover, now) {
+    if checks.integrity.as_ref().is_some_and(|i| i.ok) {
+        // A passing check ends a run of failed recoveries.
+        state.backoff.retain(|(q, _, _)| *q != Policy::Recover);
+    }
+    if auto.recover
+        && state.allowed(Policy::Recover, now)
+        && state.failures(Policy::Recover) < RECOVER_ATTEMPTS
+    {
         if let Some(i) = checks.integrity.as_ref().filter(|i| !i.ok) {
             if state.recovered_check != Some(i.finished_at) {
                 state.recovered_check = Some(i.finished_at);
@@ -177,6 +191,10 @@ pub fn run(
         result = exec(&Action::Checkpoint(checkpoint::Mode::Passive));
     }
     let ok = matches!(&result, Ok(v) if v.get("busy") != Some(&Value::Bool(true)));
-    m.policy().record(policy, ok, Instant::now());
+    let mut state = m.policy();
+    state.record(policy, ok, Instant::now());
+    if policy == Policy::Recover && !ok && state.failures(policy) >= RECOVER_ATTEMPTS {
+        tracing::error!(database = %m.config.name, attempts = RECOVER_ATTEMPTS, "auto.recover gives up until an integrity check passes; run `sqlite_exporter recover` after looking at the database");
+    }
     result
 }

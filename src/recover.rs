@@ -31,7 +31,7 @@ use crate::checkpoint;
 use crate::connection::{self, OpenError};
 use crate::integrity::{IntegrityOutcome, Mode};
 use crate::monitor::Monitor;
-use crate::restore::{self, RestoreError};
+use crate::restore;
 use crate::scheduler;
 use crate::vacuum;
 
@@ -123,7 +123,11 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
             r.success = r.errors.is_empty();
             return finish(r, start);
         }
-        match quarantine(&cfg.name, &cfg.path, &opts.dir) {
+        let copied = {
+            let _files = m.files_exclusive();
+            quarantine(&cfg.name, &cfg.path, &opts.dir)
+        };
+        match copied {
             Ok(dir) => {
                 r.actions.push(format!(
                     "copied the corrupt database and its WAL/SHM to {}",
@@ -144,23 +148,26 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
             return finish(r, start);
         };
         let mut report = |p: backup::Progress| progress.set(p.pages_done, p.pages_total);
-        let restored = match restore::restore(
-            &cfg.name,
-            &cfg.path,
-            &opts,
-            &info.file_name,
-            false,
-            &mut report,
-            cancel,
-        ) {
-            Ok(_) => Ok(()),
-            Err(RestoreError::Open(e)) => {
+        // The backup API needs a destination SQLite can open; a file whose header is gone is
+        // replaced instead.
+        let restored = match usable_destination(&cfg.path) {
+            Err(e) => {
                 r.actions.push(format!(
                     "the live file cannot be opened as a database ({e}); replacing it"
                 ));
                 replace_file(&cfg.path, info, &opts, cancel)
             }
-            Err(e) => Err(e.to_string()),
+            Ok(()) => restore::restore(
+                &cfg.name,
+                &cfg.path,
+                &opts,
+                &info.file_name,
+                false,
+                &mut report,
+                cancel,
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         };
         if let Err(e) = restored {
             r.errors
@@ -334,6 +341,15 @@ fn replace_file(
     if let Some(dir) = db.parent() {
         let _ = std::fs::File::open(dir).and_then(|f| f.sync_all());
     }
+    Ok(())
+}
+
+/// Whether SQLite can open `db` read-write and read its header (what the backup API needs of a
+/// destination).
+fn usable_destination(db: &Path) -> Result<(), OpenError> {
+    let conn = connection::open_read_write(db, scheduler::BACKGROUND_BUSY_TIMEOUT)?;
+    conn.query_row("PRAGMA page_size", [], |_| Ok(()))?;
+    conn.query_row("PRAGMA journal_mode", [], |_| Ok(()))?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::checks::RunOutcome;
 use crate::collector::{CollectorSet, DBSTAT, INTEGRITY, MIGRATIONS, TABLES};
-use crate::connection;
+use crate::connection::{self, OpenError};
 use crate::fleet::Fleet;
 use crate::integrity::{self, IntegrityOutcome, Mode};
 use crate::monitor::Monitor;
@@ -116,6 +116,9 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    // Set while a pass over the policies runs (on a blocking thread; it stats files and may
+    // read page counts), so passes never pile up.
+    let policy_pass = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -135,8 +138,21 @@ pub async fn run(
         if !scans.is_empty() {
             tokio::task::spawn_blocking(move || scans.iter().for_each(|m| m.refresh_backups()));
         }
+        let with_policies: Vec<Arc<Monitor>> = monitors
+            .values()
+            .filter(|m| m.config.settings.auto.any())
+            .cloned()
+            .collect();
+        if !with_policies.is_empty() && !policy_pass.swap(true, Ordering::AcqRel) {
+            let (fleet, cancel, pass) = (fleet.clone(), cancel.clone(), policy_pass.clone());
+            tokio::task::spawn_blocking(move || {
+                with_policies
+                    .iter()
+                    .for_each(|m| start_policy(&fleet, m, &cancel, now));
+                pass.store(false, Ordering::Release);
+            });
+        }
         for m in monitors.values() {
-            start_policy(&fleet, m, &cancel, now);
             let Some(job) = due(m, fleet.collectors(), now) else {
                 continue;
             };
@@ -226,6 +242,7 @@ pub fn low_priority_thread<T: Send + 'static>(
 /// Runs `job` on `m` now, on the calling thread, and records its results. Used by the
 /// scheduler and by `sqlite_exporter check`.
 pub fn run_job(m: &Monitor, job: Job, collectors: &CollectorSet, cancel: &AtomicBool) {
+    let _files = m.files_shared();
     match job {
         Job::Integrity(mode) => {
             if collectors.background(INTEGRITY) {
@@ -253,6 +270,9 @@ pub fn run_integrity(m: &Monitor, mode: Mode, cancel: &AtomicBool) -> IntegrityO
         }
         IntegrityOutcome::Completed(r) => {
             error!(database = %cfg.name, mode = mode.as_str(), errors = r.errors, first = ?r.messages.first(), "integrity check FAILED")
+        }
+        IntegrityOutcome::Failed(e @ (OpenError::NotADatabase | OpenError::Corrupt(_))) => {
+            error!(database = %cfg.name, mode = mode.as_str(), error = %e, "integrity check FAILED")
         }
         _ => {
             warn!(database = %cfg.name, mode = mode.as_str(), error = ?run.error, "integrity check did not complete")

@@ -112,7 +112,8 @@ mod tests {
             .unwrap();
         assert!(n > 0);
         assert_eq!(n as i64, log);
-        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
         assert_eq!(frames(&wal_path(&db)).unwrap(), 0);
     }
 
@@ -132,7 +133,9 @@ mod tests {
         let size = std::fs::metadata(wal_path(&db)).unwrap().len();
         let n = frames(&wal_path(&db)).unwrap();
         let (_, log, _): (i64, i64, i64) = conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .unwrap();
         assert!(size > 100 * 4096, "the file keeps its old size");
         assert_eq!(n as i64, log, "only the frames written after the restart");

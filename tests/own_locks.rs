@@ -32,19 +32,44 @@ fn check(journal: &str, lock: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");
     let holder = Connection::open(&db).unwrap();
-    holder.execute_batch(&format!("PRAGMA journal_mode={journal}; CREATE TABLE t(x); INSERT INTO t VALUES (1);")).unwrap();
+    holder
+        .execute_batch(&format!(
+            "PRAGMA journal_mode={journal}; CREATE TABLE t(x); INSERT INTO t VALUES (1);"
+        ))
+        .unwrap();
     holder.execute_batch(lock).unwrap();
-    assert!(other_process_is_locked_out(&db), "{journal}: the lock holds before the scrape");
+    assert!(
+        other_process_is_locked_out(&db),
+        "{journal}: the lock holds before the scrape"
+    );
 
     let fleet = Fleet::new(CollectorSet::defaults(), 1);
-    fleet.apply(Config::from_files(std::slice::from_ref(&db)).unwrap().databases().0);
+    fleet.apply(
+        Config::from_files(std::slice::from_ref(&db))
+            .unwrap()
+            .databases()
+            .0,
+    );
     let snapshot = fleet.collect_blocking();
     assert_eq!(snapshot.databases.len(), 1);
-    let _ = integrity::run(&db, Mode::Quick, Duration::from_secs(2), Duration::from_millis(100), &AtomicBool::new(false));
+    let _ = integrity::run(
+        &db,
+        Mode::Quick,
+        Duration::from_secs(2),
+        Duration::from_millis(100),
+        &AtomicBool::new(false),
+    );
 
-    assert!(other_process_is_locked_out(&db), "{journal}: a scrape released this process's lock");
-    holder.execute_batch("INSERT INTO t VALUES (2); COMMIT;").unwrap();
-    let rows: i64 = holder.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+    assert!(
+        other_process_is_locked_out(&db),
+        "{journal}: a scrape released this process's lock"
+    );
+    holder
+        .execute_batch("INSERT INTO t VALUES (2); COMMIT;")
+        .unwrap();
+    let rows: i64 = holder
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(rows, 2);
 }
 

@@ -482,3 +482,33 @@ fn vacuum_raises_utilization_and_is_refused_without_disk() {
         1.0
     );
 }
+
+#[test]
+fn recovery_replaces_a_database_whose_header_is_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    accounts(&db);
+    build_db(&db, "PRAGMA journal_mode=DELETE;");
+    let s = Setup::new(dir, &[("app", &db)], "", false);
+    backup_now(&s, "app");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes[..100].fill(0x5a);
+    std::fs::write(&db, bytes).unwrap();
+    let (code, r) = cli(&[
+        "recover",
+        "--config.file",
+        s.config.to_str().unwrap(),
+        "app",
+    ]);
+    assert_eq!(code, 0, "{r:#}");
+    assert!(
+        r["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains("replacing it")),
+        "{r:#}"
+    );
+    assert!(integrity_ok(&db));
+    assert_eq!(count(&db), 300);
+}

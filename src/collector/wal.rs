@@ -16,7 +16,11 @@ impl Collector for Wal {
         let wal_bytes = wal::file_size(&wal::wal_path(s.path))?;
         f.wal_bytes = Some(wal_bytes);
         f.shm_bytes = Some(wal::file_size(&wal::shm_path(s.path))?);
-        f.frames = Some(if wal_bytes == 0 { 0 } else { wal::frames(&wal::wal_path(s.path))? });
+        f.frames = Some(if wal_bytes == 0 {
+            0
+        } else {
+            wal::frames(&wal::wal_path(s.path))?
+        });
         Ok(())
     }
 }

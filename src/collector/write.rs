@@ -85,7 +85,10 @@ fn not_writable(path: &std::path::Path) -> Option<String> {
     if !accessible(path, libc::W_OK) {
         return Some("database file is not writable by the exporter; write probe skipped".into());
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     if !accessible(dir, libc::W_OK) {
         return Some("database directory is not writable by the exporter (journal files); write probe skipped".into());
     }

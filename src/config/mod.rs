@@ -239,6 +239,13 @@ section! {
     }
 }
 
+impl Auto {
+    /// Whether any policy is on.
+    pub fn any(&self) -> bool {
+        self.checkpoint || self.backup || self.recover || self.vacuum
+    }
+}
+
 section! {
     /// The migrations collector.
     Migrations / RawMigrations {
