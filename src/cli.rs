@@ -223,10 +223,11 @@ fn from_matches(m: ArgMatches) -> Invocation {
     Invocation { cli, collectors }
 }
 
-/// Turns `:PORT` into `0.0.0.0:PORT` (and `[::]:PORT` is left as is).
+/// Turns `:PORT` into `[::]:PORT` — every interface, IPv6 and (dual-stack) IPv4, as Go's
+/// `:PORT` does — and leaves other addresses as they are.
 pub fn normalize_listen_address(addr: &str) -> String {
     if addr.starts_with(':') {
-        format!("0.0.0.0{addr}")
+        format!("[::]{addr}")
     } else {
         addr.to_string()
     }
@@ -274,6 +275,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(i.cli.listen_addresses, vec![":1", "127.0.0.1:2"]);
-        assert_eq!(normalize_listen_address(":1"), "0.0.0.0:1");
+        assert_eq!(normalize_listen_address(":1"), "[::]:1");
     }
 }

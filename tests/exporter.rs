@@ -392,3 +392,36 @@ fn raw_get(addr: &str, path: &str, extra_headers: &str) -> Vec<u8> {
     s.read_to_end(&mut out).unwrap();
     out
 }
+
+#[test]
+fn a_runaway_read_probe_is_interrupted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("slow.db");
+    build_db(&db, "CREATE TABLE t(x);");
+    let config = dir.path().join("c.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults:\n  probes:\n    query: \"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c) SELECT count(*) FROM c\"\ndatabases:\n  - path: {}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let start = std::time::Instant::now();
+    let body = e.metrics();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(15),
+        "the probe was not bounded"
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_scrape_collector_success",
+            &[("database", "slow"), ("collector", "query")]
+        ),
+        0.0
+    );
+    assert_eq!(must(&body, "sqlite_up", &[("database", "slow")]), 1.0);
+    e.wait_log(&["collector failed", "database=slow", "interrupted"]);
+}

@@ -1,6 +1,8 @@
-//! `query`: the read probe — the configured query, timed over all its rows.
+//! `query`: the read probe — the configured query, timed over all its rows, and interrupted
+//! after [`PROBE_QUERY_TIMEOUT`] so that a query that turned out expensive cannot hold its read
+//! snapshot (and a scrape) for long.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{CollectError, Collector, Scrape};
 
@@ -14,10 +16,23 @@ impl Collector for Query {
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
         let start = Instant::now();
-        let mut stmt = s.conn.prepare(&s.settings.probes.query)?;
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
+        let deadline = start + PROBE_QUERY_TIMEOUT;
+        s.conn
+            .progress_handler(1000, Some(move || Instant::now() > deadline));
+        let result = run(s);
+        s.conn.progress_handler(1000, None::<fn() -> bool>);
+        result?;
         s.facts.performance.query_seconds = Some(start.elapsed().as_secs_f64());
         Ok(())
     }
+}
+
+/// The longest a read probe may run.
+pub const PROBE_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn run(s: &Scrape<'_>) -> rusqlite::Result<()> {
+    let mut stmt = s.conn.prepare(&s.settings.probes.query)?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(())
 }

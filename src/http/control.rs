@@ -327,9 +327,15 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 async fn action(
     State(s): State<AppState>,
     Path((name, route)): Path<(String, String)>,
-    Query(q): Query<AsyncQuery>,
+    query: Result<Query<AsyncQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid query string: {e}"),
+        )
+    })?;
     let body = read_body(body).await?;
     let m = s.fleet.monitor(&name).ok_or_else(|| not_found(&name))?;
     let action = parse_action(&route, &body, &m)?;
@@ -347,7 +353,16 @@ async fn action(
         let j = job.clone();
         tokio::task::spawn_blocking(move || {
             let m = guard.monitor();
-            let r = actions::execute(&fleet, m, &action, Trigger::Manual, &j.progress, &cancel);
+            // A job must end in a state even if the action panics.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                actions::execute(&fleet, m, &action, Trigger::Manual, &j.progress, &cancel)
+            }))
+            .unwrap_or_else(|_| {
+                Err(ActionError::new(
+                    ErrorKind::Internal,
+                    "the action panicked; see the exporter's log",
+                ))
+            });
             j.finish(r);
             drop(guard);
         });

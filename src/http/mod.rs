@@ -77,7 +77,19 @@ async fn web_layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
         .and_then(|v| v.to_str().ok());
     let bearer_for_control = req.uri().path().starts_with("/api/v1/")
         && authorization.is_some_and(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "));
-    let mut resp = if bearer_for_control || web.basic_auth_ok(&loaded, authorization) {
+    // bcrypt is slow by design: verify off the async workers, so a client sending wrong
+    // passwords cannot stall every other request.
+    let allowed = bearer_for_control || {
+        let (web, loaded, authorization) = (
+            web.clone(),
+            loaded.clone(),
+            authorization.map(str::to_owned),
+        );
+        tokio::task::spawn_blocking(move || web.basic_auth_ok(&loaded, authorization.as_deref()))
+            .await
+            .unwrap_or(false)
+    };
+    let mut resp = if allowed {
         next.run(req).await
     } else {
         let mut r = (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
@@ -98,8 +110,12 @@ pub async fn bind(addresses: &[String]) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     for a in addresses {
         let addr = crate::cli::normalize_listen_address(a);
-        let l = TcpListener::bind(&addr)
-            .await
+        let mut bound = TcpListener::bind(&addr).await;
+        if bound.is_err() && a.starts_with(':') {
+            // A host without IPv6: `:PORT` falls back to every IPv4 interface.
+            bound = TcpListener::bind(format!("0.0.0.0{a}")).await;
+        }
+        let l = bound
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?;
         info!(address = %l.local_addr()?, "listening");
         out.push(l);
