@@ -317,7 +317,7 @@ pub fn render(snapshot: &Snapshot, events: &EventMetrics, exporter: &ExporterSta
     );
     let frames = g.vec(
         "sqlite_wal_frames",
-        "Frames currently in the WAL (wal-index mxFrame).",
+        "Frames of the current WAL generation, read from the -wal file.",
         db,
     );
     let page_size = g.vec("sqlite_page_size_bytes", "PRAGMA page_size.", db);

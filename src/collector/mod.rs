@@ -238,7 +238,7 @@ pub struct WalFacts {
     pub wal_bytes: Option<u64>,
     /// `-shm` size, 0 when absent.
     pub shm_bytes: Option<u64>,
-    /// Frames in the WAL (wal-index `mxFrame`).
+    /// Frames of the current WAL generation (see [`crate::wal::frames`]).
     pub frames: Option<u64>,
 }
 
