@@ -81,6 +81,16 @@ fn every_route_needs_a_valid_token_and_an_enabled_control_api() {
         200
     );
     assert_eq!(e.get("/metrics").0, 200);
+    // The token file is re-read when it changes: a rotated token works, the old one stops.
+    std::fs::write(on.dir.path().join("token"), "rotated-token\n").unwrap();
+    assert_eq!(
+        api(&e, "GET", "/api/v1/databases", Some("rotated-token"), None).0,
+        200
+    );
+    assert_eq!(
+        api(&e, "GET", "/api/v1/databases", Some("other-token"), None).0,
+        401
+    );
 
     let dir2 = tempfile::tempdir().unwrap();
     let db2 = app_db(dir2.path());
