@@ -176,3 +176,46 @@ impl Fleet {
             .unwrap_or_else(|| Err("collection abandoned".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// Concurrent snapshots while one collection is in flight get that collection's result.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_requests_share_one_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("slow.db");
+        let holder = rusqlite::Connection::open(&db).unwrap();
+        // The write probe will wait its full 1 s busy timeout for this lock: a slow collection.
+        holder
+            .execute_batch("CREATE TABLE t(x); BEGIN IMMEDIATE;")
+            .unwrap();
+        let fleet = Arc::new(Fleet::new(CollectorSet::defaults(), 1));
+        fleet.apply(
+            Config::from_files(std::slice::from_ref(&db))
+                .unwrap()
+                .databases()
+                .0,
+        );
+        let waiters: Vec<_> = (0..10)
+            .map(|_| {
+                let f = fleet.clone();
+                tokio::spawn(async move { f.snapshot().await.unwrap() })
+            })
+            .collect();
+        let mut snaps = Vec::new();
+        for w in waiters {
+            snaps.push(w.await.unwrap());
+        }
+        assert!(
+            snaps.iter().all(|s| Arc::ptr_eq(s, &snaps[0])),
+            "every request got the same collection"
+        );
+        // And the next request starts a new one.
+        holder.execute_batch("ROLLBACK;").unwrap();
+        let next = fleet.snapshot().await.unwrap();
+        assert!(!Arc::ptr_eq(&next, &snaps[0]));
+    }
+}
