@@ -423,22 +423,35 @@ pub(crate) fn create_unrotated(
 /// `{database}-{YYYY-MM-DD_HH-MM-SS}[-{label}].db[.gz]`, never temp files or sidecars. A
 /// missing directory has no backups.
 pub fn list(database: &str, dir: &Path) -> Result<Vec<BackupInfo>, BackupError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
+    let names = match file_names(dir) {
+        Ok(names) => names,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io_err(format!("read {}", dir.display()))(e)),
     };
+    Ok(list_among(database, dir, &names))
+}
+
+/// The names of the files in `dir`, read once so that the backups of many databases sharing a
+/// directory can be picked out of one listing ([`list_among`]).
+pub fn file_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// [`list`] over a listing of `dir` already read with [`file_names`].
+pub fn list_among(database: &str, dir: &Path, names: &[String]) -> Vec<BackupInfo> {
     let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_err(format!("read {}", dir.display())))?;
-        let Ok(file_name) = entry.file_name().into_string() else {
-            continue;
-        };
-        let Some(parsed) = parse_backup_name(database, &file_name) else {
+    for file_name in names {
+        let Some(parsed) = parse_backup_name(database, file_name) else {
             continue;
         };
         // symlink_metadata: a symlink planted in the backup directory is not a backup.
-        let Ok(stat) = entry.path().symlink_metadata() else {
+        let Ok(stat) = dir.join(file_name).symlink_metadata() else {
             continue;
         };
         if !stat.is_file() {
@@ -446,14 +459,14 @@ pub fn list(database: &str, dir: &Path) -> Result<Vec<BackupInfo>, BackupError> 
         }
         found.push((
             parsed.at,
-            read_info(database, dir, file_name, parsed, &stat),
+            read_info(database, dir, file_name.clone(), parsed, &stat),
         ));
     }
     found.sort_by(|a, b| {
         b.0.cmp(&a.0)
             .then_with(|| b.1.file_name.cmp(&a.1.file_name))
     });
-    Ok(found.into_iter().map(|(_, info)| info).collect())
+    found.into_iter().map(|(_, info)| info).collect()
 }
 
 fn read_info(

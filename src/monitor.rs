@@ -199,20 +199,33 @@ impl Monitor {
     /// Re-reads this database's backups from the backup directory (when it exists, or when
     /// scheduled backups are on) for the backup metrics and the `backup` recommendation.
     pub fn refresh_backups(&self) {
+        let dir = &self.config.settings.backup.dir;
+        let names = crate::backup::file_names(dir);
+        self.refresh_backups_among(names.as_deref().map_err(|e| e.to_string()));
+    }
+
+    /// [`Self::refresh_backups`] over a listing of the backup directory already read (the
+    /// scheduler reads a directory shared by many databases once per scan).
+    pub fn refresh_backups_among(&self, names: Result<&[String], String>) {
         let b = &self.config.settings.backup;
-        let watched = b.dir.is_dir() || self.config.settings.auto.backup;
-        let summary = if !b.dir.is_dir() {
-            watched.then(BackupSummary::default)
-        } else {
-            match crate::backup::list(&self.config.name, &b.dir) {
-                Ok(list) => {
-                    self.log_change("backups", None, "cannot list backups");
-                    Some(BackupSummary::from_list(&list))
-                }
-                Err(e) => {
-                    self.log_change("backups", Some(&e.to_string()), "cannot list backups");
-                    return;
-                }
+        let summary = match names {
+            _ if !b.dir.is_dir() => self
+                .config
+                .settings
+                .auto
+                .backup
+                .then(BackupSummary::default),
+            Ok(names) => {
+                self.log_change("backups", None, "cannot list backups");
+                Some(BackupSummary::from_list(&crate::backup::list_among(
+                    &self.config.name,
+                    &b.dir,
+                    names,
+                )))
+            }
+            Err(e) => {
+                self.log_change("backups", Some(&e), "cannot list backups");
+                return;
             }
         };
         self.update_checks(|c| c.backups = summary);

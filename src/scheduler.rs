@@ -136,7 +136,7 @@ pub async fn run(
             .cloned()
             .collect();
         if !scans.is_empty() {
-            tokio::task::spawn_blocking(move || scans.iter().for_each(|m| m.refresh_backups()));
+            tokio::task::spawn_blocking(move || scan_backups(&scans));
         }
         let with_policies: Vec<Arc<Monitor>> = monitors
             .values()
@@ -173,6 +173,20 @@ pub async fn run(
                 m.schedule().running = false;
             });
         }
+    }
+}
+
+/// Refreshes the backups of `monitors`, reading each backup directory once however many
+/// databases share it.
+fn scan_backups(monitors: &[Arc<Monitor>]) {
+    let mut listings: std::collections::HashMap<std::path::PathBuf, Result<Vec<String>, String>> =
+        std::collections::HashMap::new();
+    for m in monitors {
+        let dir = &m.config.settings.backup.dir;
+        let names = listings
+            .entry(dir.clone())
+            .or_insert_with(|| crate::backup::file_names(dir).map_err(|e| e.to_string()));
+        m.refresh_backups_among(names.as_deref().map_err(Clone::clone));
     }
 }
 
