@@ -151,12 +151,16 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
         // The backup API needs a destination SQLite can open; a file whose header is gone is
         // replaced instead.
         let restored = match usable_destination(&cfg.path) {
-            Err(e) => {
+            Err(e @ (OpenError::NotADatabase | OpenError::Empty)) => {
                 r.actions.push(format!(
-                    "the live file cannot be opened as a database ({e}); replacing it"
+                    "the live file cannot be opened as a database ({e}); rewriting it in place"
                 ));
-                replace_file(&cfg.path, info, &opts, cancel)
+                let _files = m.files_exclusive();
+                rewrite_in_place(&cfg.path, info, &opts, cancel)
             }
+            Err(e) => Err(format!(
+                "cannot open the live database to restore into it: {e}"
+            )),
             Ok(()) => restore::restore(
                 &cfg.name,
                 &cfg.path,
@@ -296,6 +300,7 @@ fn quarantine(name: &str, db: &Path, backup_dir: &Path) -> std::io::Result<PathB
         db.to_path_buf(),
         crate::wal::wal_path(db),
         crate::wal::shm_path(db),
+        crate::wal::journal_path(db),
     ] {
         if !src.exists() {
             continue;
@@ -315,32 +320,39 @@ fn quarantine(name: &str, db: &Path, backup_dir: &Path) -> std::io::Result<PathB
     Ok(dir)
 }
 
-/// Puts a verified backup's content at `db` by copy and atomic rename, for a live file SQLite
-/// cannot open; the old `-wal`/`-shm` (already quarantined) are removed.
-fn replace_file(
+/// Writes a verified backup's content over the live file `db`, for a file SQLite cannot open
+/// (its header is gone). Written into the same inode, not renamed over it: the file keeps its
+/// owner, mode and the descriptors the application holds. The companion files of the destroyed
+/// database (`-wal`, `-shm`, and a `-journal` that would otherwise be replayed into the
+/// restored content), already preserved in quarantine, are removed. The caller holds the
+/// database's files exclusively: no connection of ours is open while descriptors close.
+fn rewrite_in_place(
     db: &Path,
     info: &BackupInfo,
     opts: &backup::BackupOptions,
     cancel: &AtomicBool,
 ) -> Result<(), String> {
     let content = backup::verified_content(info, opts.verify, cancel).map_err(|e| e.to_string())?;
-    let mut tmp = db.as_os_str().to_owned();
-    tmp.push(".recover-tmp");
-    let tmp = PathBuf::from(tmp);
     let io = |e: std::io::Error| e.to_string();
-    std::fs::copy(&content.path, &tmp).map_err(io)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    for stale in [crate::wal::wal_path(db), crate::wal::shm_path(db)] {
-        if stale.exists() {
-            std::fs::remove_file(&stale).map_err(io)?;
+    for stale in [
+        crate::wal::wal_path(db),
+        crate::wal::shm_path(db),
+        crate::wal::journal_path(db),
+    ] {
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", stale.display())),
         }
     }
-    std::fs::rename(&tmp, db).map_err(io)?;
-    if let Some(dir) = db.parent() {
-        let _ = std::fs::File::open(dir).and_then(|f| f.sync_all());
-    }
+    let mut src = std::fs::File::open(&content.path).map_err(io)?;
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .open(db)
+        .map_err(io)?;
+    let len = std::io::copy(&mut src, &mut dst).map_err(io)?;
+    dst.set_len(len).map_err(io)?;
+    dst.sync_all().map_err(io)?;
     Ok(())
 }
 

@@ -26,6 +26,11 @@ pub fn shm_path(db: &Path) -> PathBuf {
     suffixed(db, "-shm")
 }
 
+/// The rollback `-journal` file of a database.
+pub fn journal_path(db: &Path) -> PathBuf {
+    suffixed(db, "-journal")
+}
+
 fn suffixed(db: &Path, suffix: &str) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push(suffix);

@@ -494,6 +494,12 @@ fn recovery_replaces_a_database_whose_header_is_destroyed() {
     let mut bytes = std::fs::read(&db).unwrap();
     bytes[..100].fill(0x5a);
     std::fs::write(&db, bytes).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let journal = db.with_file_name("app.db-journal");
+    // A journal left next to the broken file (zeroed header: not hot, so readers may open).
+    std::fs::write(&journal, [0u8; 512]).unwrap();
+    let inode = std::fs::metadata(&db).unwrap().ino();
     let (code, r) = cli(&[
         "recover",
         "--config.file",
@@ -501,14 +507,35 @@ fn recovery_replaces_a_database_whose_header_is_destroyed() {
         "app",
     ]);
     assert_eq!(code, 0, "{r:#}");
-    assert!(
+    let said = |needle: &str| {
         r["actions"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a.as_str().unwrap().contains("replacing it")),
-        "{r:#}"
-    );
+            .any(|a| a.as_str().unwrap().contains(needle))
+    };
+    assert!(said("rewriting it in place"), "{r:#}");
     assert!(integrity_ok(&db));
     assert_eq!(count(&db), 300);
+    let meta = std::fs::metadata(&db).unwrap();
+    assert_eq!(
+        meta.ino(),
+        inode,
+        "same file: the application's descriptors stay valid"
+    );
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o644,
+        "the file keeps its mode"
+    );
+    assert!(
+        !journal.exists(),
+        "the crashed journal is not replayed into the restored content"
+    );
+    let q = Path::new(r["quarantine"].as_str().unwrap());
+    assert!(
+        files(q).contains(&"app.db-journal".to_string()),
+        "{:?}",
+        files(q)
+    );
 }
