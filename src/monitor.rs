@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -36,10 +36,15 @@ pub struct Monitor {
     checks: Mutex<Checks>,
     /// When the background checks run next.
     schedule: Mutex<Schedule>,
-    /// Held (shared) by every scrape and background job while its connections are open, and
-    /// exclusively by recovery while it copies the raw database files into quarantine: closing
-    /// those copies' descriptors would release the POSIX locks our own connections hold.
+    /// Held (shared) by every background job while its connections are open, and exclusively
+    /// by recovery while it copies or rewrites the raw database files: closing those
+    /// descriptors would release the POSIX locks our own connections hold (a check losing its
+    /// snapshot could report corruption that is not there).
     files: RwLock<()>,
+    /// True while [`Self::files_exclusive`] is held. Scrapes skip the database then rather than
+    /// wait behind the gate: a recovery waiting for a long background check must not make
+    /// every scrape in the meantime report the database unreadable.
+    copying: AtomicBool,
     /// Back-off and memory of the `auto.*` policies.
     policy: Mutex<PolicyState>,
     /// The action running on this database, if any: one at a time (SPEC §5, 409 otherwise).
@@ -56,6 +61,18 @@ static RUNNING_ACTIONS: AtomicUsize = AtomicUsize::new(0);
 /// How many actions are running now, in the whole process.
 pub fn running_actions() -> usize {
     RUNNING_ACTIONS.load(Ordering::SeqCst)
+}
+
+/// Exclusive access to a database's files (see [`Monitor::files_exclusive`]).
+pub struct FilesExclusive<'a> {
+    _guard: RwLockWriteGuard<'a, ()>,
+    copying: &'a AtomicBool,
+}
+
+impl Drop for FilesExclusive<'_> {
+    fn drop(&mut self) {
+        self.copying.store(false, Ordering::SeqCst);
+    }
 }
 
 /// This database is claimed by an action until the guard is dropped.
@@ -134,6 +151,7 @@ impl Monitor {
             schedule: Mutex::new(schedule),
             action: Mutex::new(None),
             files: RwLock::new(()),
+            copying: AtomicBool::new(false),
             policy: Mutex::new(PolicyState::default()),
             logged: Mutex::new(HashMap::new()),
         }
@@ -181,9 +199,15 @@ impl Monitor {
         self.files.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Exclusive access: no connection of ours to the database is open while it is held.
-    pub fn files_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.files.write().unwrap_or_else(|e| e.into_inner())
+    /// Exclusive access: no background connection of ours to the database is open while it is
+    /// held, and scrapes skip the database.
+    pub fn files_exclusive(&self) -> FilesExclusive<'_> {
+        let guard = self.files.write().unwrap_or_else(|e| e.into_inner());
+        self.copying.store(true, Ordering::SeqCst);
+        FilesExclusive {
+            _guard: guard,
+            copying: &self.copying,
+        }
     }
 
     /// The policy state.
@@ -247,12 +271,12 @@ impl Monitor {
         let cfg = &self.config;
         let mut facts = Facts::default();
         let mut outcomes = Vec::new();
-        let gate = self.files.try_read();
-        let opened = match &gate {
-            Ok(_) => connection::open_read_only(&cfg.path, PROBE_BUSY_TIMEOUT),
-            Err(_) => Err(OpenError::Other(
+        let opened = if self.copying.load(Ordering::SeqCst) {
+            Err(OpenError::Other(
                 "recovery is copying the database files; not read at this scrape".into(),
-            )),
+            ))
+        } else {
+            connection::open_read_only(&cfg.path, PROBE_BUSY_TIMEOUT)
         };
         let opened = opened.and_then(|conn| {
             // SQLite opens lazily: the first read is what finds a bad header or a lock.

@@ -146,10 +146,17 @@ pub async fn run(
         if !with_policies.is_empty() && !policy_pass.swap(true, Ordering::AcqRel) {
             let (fleet, cancel, pass) = (fleet.clone(), cancel.clone(), policy_pass.clone());
             tokio::task::spawn_blocking(move || {
+                // Cleared on the way out, even if a policy panics, so policies never stop.
+                struct Done(Arc<AtomicBool>);
+                impl Drop for Done {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Release);
+                    }
+                }
+                let _done = Done(pass);
                 with_policies
                     .iter()
                     .for_each(|m| start_policy(&fleet, m, &cancel, now));
-                pass.store(false, Ordering::Release);
             });
         }
         for m in monitors.values() {

@@ -9,8 +9,9 @@
 //! the WAL writes new salts, and new frames overwrite the old from the start). That prefix is
 //! found by binary search: O(log frames) reads of 8 bytes, no lock, no snapshot.
 //!
-//! The count includes the frames of a transaction being written at that moment (SQLite's
-//! `mxFrame` counts committed frames only); a scrape sees at most one transaction's worth more.
+//! From the end of that prefix the count steps back to the last commit frame, so frames of a
+//! transaction that was rolled back or cut off by a crash are not counted, as in SQLite's own
+//! `mxFrame`.
 
 use std::fs::File;
 use std::io;
@@ -54,6 +55,14 @@ const FRAME_HEADER: u64 = 24;
 /// Frames of the current generation in the WAL file at `wal` (0 when there is no WAL or it
 /// holds no valid header).
 pub fn frames(wal: &Path) -> io::Result<u64> {
+    match read_frames(wal) {
+        // A checkpoint truncated the WAL while we read it: it holds no frames now.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+        other => other,
+    }
+}
+
+fn read_frames(wal: &Path) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let file = match File::open(wal) {
         Ok(f) => f,
@@ -91,8 +100,26 @@ pub fn frames(wal: &Path) -> io::Result<u64> {
             hi = mid - 1;
         }
     }
-    Ok(lo)
+    // Back to the last commit frame (a non-zero "database size after commit"), so the frames
+    // of a rolled-back or crashed transaction at the tail are not counted. The walk is bounded;
+    // past the bound the tail is counted (an upper bound, never a made-up low value).
+    let commit = |k: u64| -> io::Result<bool> {
+        let mut size = [0u8; 4];
+        file.read_exact_at(&mut size, WAL_HEADER + (k - 1) * frame + 4)?;
+        Ok(size != [0; 4])
+    };
+    let mut k = lo;
+    while k > 0 && lo - k < COMMIT_SEARCH_FRAMES {
+        if commit(k)? {
+            return Ok(k);
+        }
+        k -= 1;
+    }
+    Ok(if k == 0 { 0 } else { lo })
 }
+
+/// How far back from the end of the current generation the commit frame is looked for.
+const COMMIT_SEARCH_FRAMES: u64 = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -145,6 +172,36 @@ mod tests {
         assert!(size > 100 * 4096, "the file keeps its old size");
         assert_eq!(n as i64, log, "only the frames written after the restart");
         assert!(n < 10);
+    }
+
+    #[test]
+    fn frames_of_a_rolled_back_transaction_are_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=10;
+             CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        let committed = frames(&wal_path(&db)).unwrap();
+        // A transaction too big for the cache spills frames into the WAL, then rolls back.
+        conn.execute_batch(
+            "BEGIN; WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500)
+             INSERT INTO t SELECT randomblob(4000) FROM c; ROLLBACK;",
+        )
+        .unwrap();
+        assert!(
+            std::fs::metadata(wal_path(&db)).unwrap().len() > 100 * 4096,
+            "the transaction spilled"
+        );
+        let (_, log, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(frames(&wal_path(&db)).unwrap(), committed);
+        assert_eq!(committed as i64, log);
     }
 
     #[test]

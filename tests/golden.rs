@@ -79,6 +79,9 @@ fn metrics_match_the_golden_file() {
 defaults:
   thresholds: { slow_query: 10s, slow_write: 10s, unhealthy_latency: 10s }
   integrity_check: { interval: 1s, full_interval: 1h }
+  # A backup directory that does not exist: no backup metrics, whatever the host has in
+  # /var/backups/sqlite.
+  backup: { dir: backups-never-created }
 databases:
   - name: app
     path: app.db

@@ -60,6 +60,10 @@ pub fn router(state: AppState) -> Router {
     r.with_state(state)
 }
 
+/// bcrypt verifications running at once (cache misses only).
+const BCRYPT_AT_ONCE: usize = 2;
+static BCRYPT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BCRYPT_AT_ONCE);
+
 /// Basic auth (when `basic_auth_users` is set) and the configured headers, on every endpoint.
 ///
 /// The control API authenticates with its own `Authorization: Bearer` token, and a request
@@ -79,16 +83,26 @@ async fn web_layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
         && authorization.is_some_and(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "));
     // bcrypt is slow by design: verify off the async workers, so a client sending wrong
     // passwords cannot stall every other request.
-    let allowed = bearer_for_control || {
-        let (web, loaded, authorization) = (
-            web.clone(),
-            loaded.clone(),
-            authorization.map(str::to_owned),
-        );
-        tokio::task::spawn_blocking(move || web.basic_auth_ok(&loaded, authorization.as_deref()))
-            .await
-            .unwrap_or(false)
-    };
+    let allowed = bearer_for_control
+        || match web.basic_auth_cached(&loaded, authorization) {
+            Some(verdict) => verdict,
+            None => {
+                // At most BCRYPT_AT_ONCE verifications run at a time, whoever asks.
+                let Ok(_permit) = BCRYPT.acquire().await else {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                };
+                let (web, loaded, authorization) = (
+                    web.clone(),
+                    loaded.clone(),
+                    authorization.map(str::to_owned),
+                );
+                tokio::task::spawn_blocking(move || {
+                    web.basic_auth_ok(&loaded, authorization.as_deref())
+                })
+                .await
+                .unwrap_or(false)
+            }
+        };
     let mut resp = if allowed {
         next.run(req).await
     } else {

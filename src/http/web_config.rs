@@ -140,40 +140,45 @@ impl WebConfig {
         state.loaded.clone()
     }
 
-    /// Whether `authorization` (the header's value) carries valid basic auth credentials, or
-    /// none are needed.
-    pub fn basic_auth_ok(&self, loaded: &Loaded, authorization: Option<&str>) -> bool {
+    /// The verdict on `authorization` when it needs no bcrypt: no users configured, no or
+    /// malformed credentials, or a verdict cached from an earlier request.
+    pub fn basic_auth_cached(&self, loaded: &Loaded, authorization: Option<&str>) -> Option<bool> {
         if loaded.users.is_empty() {
-            return true;
+            return Some(true);
+        }
+        let Some((user, password)) = authorization.and_then(parse_basic) else {
+            return Some(false);
+        };
+        let key = cache_key(loaded, &user, &password);
+        self.auth_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()
+    }
+
+    /// Whether `authorization` (the header's value) carries valid basic auth credentials, or
+    /// none are needed. Runs bcrypt on a cache miss: call it off the async workers.
+    pub fn basic_auth_ok(&self, loaded: &Loaded, authorization: Option<&str>) -> bool {
+        if let Some(verdict) = self.basic_auth_cached(loaded, authorization) {
+            return verdict;
         }
         let Some((user, password)) = authorization.and_then(parse_basic) else {
             return false;
         };
         let hash = loaded.users.get(&user);
-        let key: [u8; 32] = {
-            let mut h = Sha256::new();
-            for part in [user.as_bytes(), password.as_bytes()] {
-                h.update((part.len() as u64).to_le_bytes());
-                h.update(part);
-            }
-            h.update(hash.map(String::as_bytes).unwrap_or(b"-"));
-            h.finalize().into()
-        };
-        if let Some(&ok) = self
-            .auth_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return ok;
-        }
+        let key = cache_key(loaded, &user, &password);
         let verified = bcrypt::verify(&password, hash.map_or(DUMMY_HASH, String::as_str));
         let ok = hash.is_some() && verified.unwrap_or(false);
-        let mut cache = self.auth_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= AUTH_CACHE_ENTRIES {
-            cache.clear();
+        // Only successes are cached: their number is bounded by the real credentials, so a
+        // client guessing passwords can neither grow the cache nor evict real users from it.
+        if ok {
+            let mut cache = self.auth_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= AUTH_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, ok);
         }
-        cache.insert(key, ok);
         ok
     }
 }
@@ -268,6 +273,18 @@ fn read(file: &Path) -> Result<(Loaded, Stamp), ConfigError> {
         },
         stamp,
     ))
+}
+
+/// The cache key of a (user, password) pair against its configured hash: a SHA-256, so the
+/// password itself is never stored.
+fn cache_key(loaded: &Loaded, user: &str, password: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [user.as_bytes(), password.as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.update(loaded.users.get(user).map(String::as_bytes).unwrap_or(b"-"));
+    h.finalize().into()
 }
 
 fn is_bcrypt(hash: &str) -> bool {
