@@ -13,8 +13,11 @@
 //! database open, and a moved file keeps its open connections writing into a file that is no
 //! longer at the path, losing those writes silently. The restore then goes through the online
 //! backup API into the live file, so open connections see the restored content. When the live
-//! file is too damaged for SQLite to open as a destination, the verified backup is copied next to
-//! it and renamed over it instead.
+//! file's header is gone (SQLite cannot open it as a destination), the verified backup's bytes
+//! are written into the same file instead — same inode, owner and mode — and its stale
+//! `-wal`/`-shm`/`-journal` (already in quarantine) are removed. The raw copies happen with
+//! every background connection of ours to the database closed ([`Monitor::files_exclusive`]):
+//! closing a descriptor of the file would release the POSIX locks those connections hold.
 //!
 //! A dry run performs step 1 (read-only) and lists the backups it would try, touching no byte of
 //! the database or the backup directory.
@@ -149,7 +152,7 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
         };
         let mut report = |p: backup::Progress| progress.set(p.pages_done, p.pages_total);
         // The backup API needs a destination SQLite can open; a file whose header is gone is
-        // replaced instead.
+        // rewritten in place instead.
         let restored = match usable_destination(&cfg.path) {
             Err(e @ (OpenError::NotADatabase | OpenError::Empty)) => {
                 r.actions.push(format!(
