@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -36,22 +36,47 @@ pub struct Monitor {
     checks: Mutex<Checks>,
     /// When the background checks run next.
     schedule: Mutex<Schedule>,
+    /// The action slot and file gate of this database file, shared with every other monitor of
+    /// the same file (a reload that changed its settings, two entries for one path).
+    file: Arc<DatabaseFile>,
+    /// Back-off and memory of the `auto.*` policies.
+    policy: Mutex<PolicyState>,
+    /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
+    /// is logged when it appears and when it clears, not at every scrape.
+    logged: Mutex<HashMap<&'static str, String>>,
+}
+
+/// What the exporter coordinates per database *file*, whatever monitors point at it.
+#[derive(Default)]
+struct DatabaseFile {
+    /// The action running on this database, if any: one at a time (SPEC §5, 409 otherwise).
+    action: Mutex<Option<&'static str>>,
     /// Held (shared) by every background job while its connections are open, and exclusively
     /// by recovery while it copies or rewrites the raw database files: closing those
     /// descriptors would release the POSIX locks our own connections hold (a check losing its
     /// snapshot could report corruption that is not there).
     files: RwLock<()>,
-    /// True while [`Self::files_exclusive`] is held. Scrapes skip the database then rather than
-    /// wait behind the gate: a recovery waiting for a long background check must not make
+    /// True while [`Monitor::files_exclusive`] is held. Scrapes skip the database then rather
+    /// than wait behind the gate: a recovery waiting for a long background check must not make
     /// every scrape in the meantime report the database unreadable.
     copying: AtomicBool,
-    /// Back-off and memory of the `auto.*` policies.
-    policy: Mutex<PolicyState>,
-    /// The action running on this database, if any: one at a time (SPEC §5, 409 otherwise).
-    action: Mutex<Option<&'static str>>,
-    /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
-    /// is logged when it appears and when it clears, not at every scrape.
-    logged: Mutex<HashMap<&'static str, String>>,
+}
+
+/// Every database file in use, by canonical path.
+static DATABASE_FILES: Mutex<Option<HashMap<PathBuf, Weak<DatabaseFile>>>> = Mutex::new(None);
+
+/// The shared state of the file at `path` (canonical when it exists).
+fn database_file(path: &std::path::Path) -> Arc<DatabaseFile> {
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut all = DATABASE_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let all = all.get_or_insert_with(HashMap::new);
+    all.retain(|_, w| w.strong_count() > 0);
+    if let Some(f) = all.get(&key).and_then(Weak::upgrade) {
+        return f;
+    }
+    let f = Arc::new(DatabaseFile::default());
+    all.insert(key, Arc::downgrade(&f));
+    f
 }
 
 /// Actions running in this process, over every monitor (a reload may have dropped the monitor
@@ -92,6 +117,7 @@ impl Drop for ActionGuard {
         RUNNING_ACTIONS.fetch_sub(1, Ordering::SeqCst);
         *self
             .monitor
+            .file
             .action
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = None;
@@ -145,13 +171,12 @@ impl Monitor {
     /// runs in their stagger windows.
     pub fn new(config: DatabaseConfig, stagger: f64) -> Self {
         let schedule = Schedule::staggered(&config.settings, stagger);
+        let file = database_file(&config.path);
         Monitor {
             config,
             checks: Mutex::new(Checks::default()),
             schedule: Mutex::new(schedule),
-            action: Mutex::new(None),
-            files: RwLock::new(()),
-            copying: AtomicBool::new(false),
+            file,
             policy: Mutex::new(PolicyState::default()),
             logged: Mutex::new(HashMap::new()),
         }
@@ -181,7 +206,7 @@ impl Monitor {
         self: &Arc<Self>,
         action: &'static str,
     ) -> Result<ActionGuard, &'static str> {
-        let mut slot = self.action.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.file.action.lock().unwrap_or_else(|e| e.into_inner());
         match *slot {
             Some(running) => Err(running),
             None => {
@@ -196,17 +221,17 @@ impl Monitor {
 
     /// Shared access for connections to the database (scrapes, background jobs).
     pub fn files_shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.files.read().unwrap_or_else(|e| e.into_inner())
+        self.file.files.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Exclusive access: no background connection of ours to the database is open while it is
     /// held, and scrapes skip the database.
     pub fn files_exclusive(&self) -> FilesExclusive<'_> {
-        let guard = self.files.write().unwrap_or_else(|e| e.into_inner());
-        self.copying.store(true, Ordering::SeqCst);
+        let guard = self.file.files.write().unwrap_or_else(|e| e.into_inner());
+        self.file.copying.store(true, Ordering::SeqCst);
         FilesExclusive {
             _guard: guard,
-            copying: &self.copying,
+            copying: &self.file.copying,
         }
     }
 
@@ -217,7 +242,7 @@ impl Monitor {
 
     /// The action running now, if any.
     pub fn running_action(&self) -> Option<&'static str> {
-        *self.action.lock().unwrap_or_else(|e| e.into_inner())
+        *self.file.action.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Re-reads this database's backups from the backup directory (when it exists, or when
@@ -271,7 +296,7 @@ impl Monitor {
         let cfg = &self.config;
         let mut facts = Facts::default();
         let mut outcomes = Vec::new();
-        let opened = if self.copying.load(Ordering::SeqCst) {
+        let opened = if self.file.copying.load(Ordering::SeqCst) {
             Err(OpenError::Other(
                 "recovery is copying the database files; not read at this scrape".into(),
             ))
@@ -350,5 +375,43 @@ impl Monitor {
             }
             (None, None) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor(name: &str, path: &std::path::Path) -> Arc<Monitor> {
+        let config = DatabaseConfig {
+            name: name.into(),
+            path: path.to_path_buf(),
+            settings: Arc::default(),
+        };
+        Arc::new(Monitor::new(config, 0.0))
+    }
+
+    #[test]
+    fn monitors_of_one_file_share_its_action_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        std::fs::write(&path, b"x").unwrap();
+        let (old, new) = (
+            monitor("a", &path),
+            monitor("a", &dir.path().join(".").join("a.db")),
+        );
+        let other = monitor("b", &dir.path().join("b.db"));
+        let guard = old.begin_action("recovery").unwrap();
+        assert_eq!(
+            new.begin_action("backup").err(),
+            Some("recovery"),
+            "a reloaded monitor of the same file waits"
+        );
+        assert!(
+            other.begin_action("backup").is_ok(),
+            "another file is independent"
+        );
+        drop(guard);
+        assert!(new.begin_action("backup").is_ok());
     }
 }
