@@ -254,76 +254,66 @@ section! {
     }
 }
 
-/// Everything that may be set in `defaults:` and overridden per database.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Settings {
-    /// SPEC §6 thresholds.
-    pub thresholds: Thresholds,
-    /// Background integrity schedule.
-    pub integrity_check: IntegrityCheck,
-    /// Scrape-time probes.
-    pub probes: Probes,
-    /// Backups.
-    pub backup: Backup,
-    /// Policies.
-    pub auto: Auto,
-    /// Migrations collector.
-    pub migrations: Migrations,
-    /// dbstat-based collectors.
-    pub dbstat: Dbstat,
-    /// Actions.
-    pub actions: Actions,
+/// Declares the settings sections once: the resolved [`Settings`], the raw `defaults:` block,
+/// the raw `databases:` entry (its own keys plus every section, as serde cannot flatten with
+/// `deny_unknown_fields`), and the section-by-section overlay.
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ident / $raw:ident ),* $(,)?) => {
+        /// Everything that may be set in `defaults:` and overridden per database.
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct Settings {
+            $( $(#[$doc])* pub $field: $ty, )*
+        }
+
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, expecting = "a mapping")]
+        struct RawSettings {
+            $( #[serde(default)] $field: Option<$raw>, )*
+        }
+
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, expecting = "a mapping")]
+        struct RawDatabase {
+            name: Option<String>,
+            path: Option<PathBuf>,
+            glob: Option<String>,
+            $( #[serde(default)] $field: Option<$raw>, )*
+        }
+
+        impl RawDatabase {
+            fn settings(&self) -> RawSettings {
+                RawSettings { $( $field: self.$field.clone(), )* }
+            }
+        }
+
+        impl Settings {
+            fn overlay(&mut self, raw: &RawSettings) {
+                $( if let Some(r) = &raw.$field { self.$field.overlay(r); } )*
+            }
+        }
+    };
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping")]
-struct RawSettings {
-    #[serde(default)]
-    thresholds: Option<RawThresholds>,
-    #[serde(default)]
-    integrity_check: Option<RawIntegrityCheck>,
-    #[serde(default)]
-    probes: Option<RawProbes>,
-    #[serde(default)]
-    backup: Option<RawBackup>,
-    #[serde(default)]
-    auto: Option<RawAuto>,
-    #[serde(default)]
-    migrations: Option<RawMigrations>,
-    #[serde(default)]
-    dbstat: Option<RawDbstat>,
-    #[serde(default)]
-    actions: Option<RawActions>,
+settings! {
+    /// SPEC §6 thresholds.
+    thresholds: Thresholds / RawThresholds,
+    /// Background integrity schedule.
+    integrity_check: IntegrityCheck / RawIntegrityCheck,
+    /// Scrape-time probes.
+    probes: Probes / RawProbes,
+    /// Backups.
+    backup: Backup / RawBackup,
+    /// Policies.
+    auto: Auto / RawAuto,
+    /// Migrations collector.
+    migrations: Migrations / RawMigrations,
+    /// dbstat-based collectors.
+    dbstat: Dbstat / RawDbstat,
+    /// Actions.
+    actions: Actions / RawActions,
 }
 
 impl Settings {
-    fn overlay(&mut self, raw: &RawSettings) {
-        if let Some(r) = &raw.thresholds {
-            self.thresholds.overlay(r);
-        }
-        if let Some(r) = &raw.integrity_check {
-            self.integrity_check.overlay(r);
-        }
-        if let Some(r) = &raw.probes {
-            self.probes.overlay(r);
-        }
-        if let Some(r) = &raw.backup {
-            self.backup.overlay(r);
-        }
-        if let Some(r) = &raw.auto {
-            self.auto.overlay(r);
-        }
-        if let Some(r) = &raw.migrations {
-            self.migrations.overlay(r);
-        }
-        if let Some(r) = &raw.dbstat {
-            self.dbstat.overlay(r);
-        }
-        if let Some(r) = &raw.actions {
-            self.actions.overlay(r);
-        }
-    }
-
     /// Checks values that their types alone cannot; `at` is the key path of this settings block.
     fn validate(&self, at: &str) -> Result<(), (String, String)> {
         let t = &self.thresholds;
@@ -408,45 +398,6 @@ struct RawControl {
     enabled: bool,
     #[serde(default)]
     token_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, expecting = "a mapping")]
-struct RawDatabase {
-    name: Option<String>,
-    path: Option<PathBuf>,
-    glob: Option<String>,
-    #[serde(default)]
-    thresholds: Option<RawThresholds>,
-    #[serde(default)]
-    integrity_check: Option<RawIntegrityCheck>,
-    #[serde(default)]
-    probes: Option<RawProbes>,
-    #[serde(default)]
-    backup: Option<RawBackup>,
-    #[serde(default)]
-    auto: Option<RawAuto>,
-    #[serde(default)]
-    migrations: Option<RawMigrations>,
-    #[serde(default)]
-    dbstat: Option<RawDbstat>,
-    #[serde(default)]
-    actions: Option<RawActions>,
-}
-
-impl RawDatabase {
-    fn settings(&self) -> RawSettings {
-        RawSettings {
-            thresholds: self.thresholds.clone(),
-            integrity_check: self.integrity_check.clone(),
-            probes: self.probes.clone(),
-            backup: self.backup.clone(),
-            auto: self.auto.clone(),
-            migrations: self.migrations.clone(),
-            dbstat: self.dbstat.clone(),
-            actions: self.actions.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
