@@ -25,6 +25,11 @@ fn no_cancel() -> AtomicBool {
 
 fn quiet(_: backup::Progress) {}
 
+/// A default-options, unlabelled backup of database `app` at `db` into `backups`.
+fn backup_app(db: &Path, backups: &Path) -> backup::BackupInfo {
+    backup::create("app", db, &options(backups), None, &mut quiet, &no_cancel()).unwrap()
+}
+
 /// Role of a separate process: commits transfers between accounts as fast as it can until the
 /// stop file appears, then prints how many it committed and its longest commit.
 #[test]
@@ -419,15 +424,7 @@ fn restore_rejects_bad_names_and_leaves_the_database_untouched() {
     let db = dir.path().join("app.db");
     make_rows(&db, 100, "a", true);
     let backups = dir.path().join("backups");
-    let info = backup::create(
-        "app",
-        &db,
-        &options(&backups),
-        None,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap();
+    let info = backup_app(&db, &backups);
     // Something restorable outside the directory, to be sure a path can't reach it.
     std::fs::copy(&info.path, dir.path().join("x")).unwrap();
     make_rows(&db, 50, "b", true);
@@ -476,15 +473,7 @@ fn restore_refuses_an_altered_backup() {
     let db = dir.path().join("app.db");
     make_rows(&db, 1000, "a", true);
     let backups = dir.path().join("backups");
-    let info = backup::create(
-        "app",
-        &db,
-        &options(&backups),
-        None,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap();
+    let info = backup_app(&db, &backups);
     make_rows(&db, 50, "b", true);
 
     // One byte changed inside a row: integrity_check would not notice, the checksum does.
@@ -684,15 +673,7 @@ fn locked_database_is_reported_after_the_busy_timeout() {
     let db = dir.path().join("app.db");
     make_rows(&db, 100, "a", false);
     let backups = dir.path().join("backups");
-    let info = backup::create(
-        "app",
-        &db,
-        &options(&backups),
-        None,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap();
+    let info = backup_app(&db, &backups);
     let blocker = Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let opts = backup::BackupOptions {
