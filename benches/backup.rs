@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use sqlite_exporter::backup::{self, BackupOptions, Method, Verify};
+use sqlite_exporter::actions::backup::{self, BackupOptions, Method, Verify};
 
 const RUNS: usize = 3;
 

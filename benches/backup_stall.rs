@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use sqlite_exporter::backup::{self, BackupOptions, Method, Verify};
+use sqlite_exporter::actions::backup::{self, BackupOptions, Method, Verify};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

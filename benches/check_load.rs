@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sqlite_exporter::collector::CollectorSet;
+use sqlite_exporter::checks::integrity::{self, IntegrityOutcome, Mode};
+use sqlite_exporter::collect::CollectorSet;
 use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::Fleet;
-use sqlite_exporter::integrity::{self, IntegrityOutcome, Mode};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -85,7 +85,7 @@ fn main() {
     // The check runs as the scheduler runs it: on a thread of lowered priority.
     let check = {
         let (path, checking) = (path.clone(), checking.clone());
-        sqlite_exporter::scheduler::low_priority_thread("check", move || {
+        sqlite_exporter::service::scheduler::low_priority_thread("check", move || {
             let t = Instant::now();
             let outcome = integrity::run(
                 &path,

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use sqlite_exporter::integrity::{self, IntegrityOutcome, Mode};
+use sqlite_exporter::checks::integrity::{self, IntegrityOutcome, Mode};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

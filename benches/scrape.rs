@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
-use sqlite_exporter::collector::CollectorSet;
+use sqlite_exporter::collect::CollectorSet;
 use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::Fleet;
 use sqlite_exporter::metrics;

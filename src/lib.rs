@@ -24,37 +24,15 @@
 //! - [`app`], [`cli`], [`command`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
 pub mod actions;
-pub mod app;
-pub mod backup;
-pub mod check;
-pub mod checkpoint;
 pub mod checks;
 pub mod cli;
-pub mod collector;
-pub mod command;
+pub mod collect;
 pub mod config;
-pub mod connection;
-pub mod dbstat;
-pub mod demo;
 pub mod fleet;
-pub mod health;
 pub mod http;
-pub mod integrity;
-pub mod interrupt;
-pub mod jobs;
-pub mod logging;
 pub mod metrics;
-pub mod migrations;
-pub mod monitor;
-pub mod policy;
-pub mod recover;
-pub mod reload;
-pub mod restore;
-pub mod scheduler;
-pub mod shutdown;
-pub mod sql;
-pub mod vacuum;
-pub mod wal;
+pub mod service;
+pub mod sqlite;
 
 /// The exporter's version (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,8 +2,8 @@
 
 fn main() {
     let inv = sqlite_exporter::cli::parse();
-    sqlite_exporter::logging::init(inv.cli.log_level, inv.cli.log_format);
-    let code = match sqlite_exporter::app::run(inv) {
+    sqlite_exporter::cli::logging::init(inv.cli.log_level, inv.cli.log_format);
+    let code = match sqlite_exporter::cli::serve::run(inv) {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fatal");

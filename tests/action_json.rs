@@ -145,7 +145,8 @@ fn every_action_answers_the_recorded_json() {
     }
     record(&mut out, "finished job", 200, &finished);
 
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/action_json.txt");
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/action_json.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &out).unwrap();
         return;

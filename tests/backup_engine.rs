@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use backup_support::*;
 use rusqlite::Connection;
-use sqlite_exporter::backup::{self, BackupInfo, ErrorKind, Method, Verify};
-use sqlite_exporter::restore;
+use sqlite_exporter::actions::backup::{self, BackupInfo, ErrorKind, Method, Verify};
+use sqlite_exporter::actions::restore;
 
 const WRITER_ENV: &str = "BACKUP_ENGINE_WRITER_DB";
 const WRITER_STOP_ENV: &str = "BACKUP_ENGINE_WRITER_STOP";

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use sqlite_exporter::connection::open_read_only;
-use sqlite_exporter::integrity::{self, IntegrityOutcome, IntegrityReport, Mode};
-use sqlite_exporter::interrupt::Stop;
-use sqlite_exporter::{dbstat, migrations};
+use sqlite_exporter::checks::integrity::{self, IntegrityOutcome, IntegrityReport, Mode};
+use sqlite_exporter::sqlite::connection::open_read_only;
+use sqlite_exporter::sqlite::interrupt::Stop;
+use sqlite_exporter::checks::{dbstat, migrations};
 
 const BUSY: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(600);
@@ -146,11 +146,11 @@ fn unreadable_inputs_fail_with_a_classified_error() {
     std::fs::write(&junk, b"this is not a database, just some text".repeat(200)).unwrap();
     assert!(matches!(
         check(&junk, Mode::Quick),
-        IntegrityOutcome::Failed(sqlite_exporter::connection::OpenError::NotADatabase)
+        IntegrityOutcome::Failed(sqlite_exporter::sqlite::connection::OpenError::NotADatabase)
     ));
     assert!(matches!(
         check(dir.path(), Mode::Quick),
-        IntegrityOutcome::Failed(sqlite_exporter::connection::OpenError::Directory)
+        IntegrityOutcome::Failed(sqlite_exporter::sqlite::connection::OpenError::Directory)
     ));
 }
 

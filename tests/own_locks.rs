@@ -11,10 +11,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rusqlite::Connection;
-use sqlite_exporter::collector::CollectorSet;
+use sqlite_exporter::checks::integrity::{self, Mode};
+use sqlite_exporter::collect::CollectorSet;
 use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::Fleet;
-use sqlite_exporter::integrity::{self, Mode};
 
 /// Tries to write from another process; true when it is refused as locked.
 fn other_process_is_locked_out(db: &Path) -> bool {

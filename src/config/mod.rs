@@ -108,7 +108,7 @@ section! {
 }
 
 /// Which integrity pragma a background check runs (`quick` or `full`).
-pub use crate::integrity::Mode as IntegrityMode;
+pub use crate::checks::integrity::Mode as IntegrityMode;
 
 section! {
     /// The background integrity schedule (SPEC §3, §6).

@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 
 use super::auth::Tokens;
 use super::AppState;
+use crate::actions::jobs::Jobs;
 use crate::actions::{self, Action, ActionError, ErrorKind, Progress, Trigger};
-use crate::jobs::Jobs;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -245,7 +245,7 @@ struct VacuumBody {}
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct IntegrityBody {
-    mode: Option<crate::integrity::Mode>,
+    mode: Option<crate::checks::integrity::Mode>,
 }
 
 #[derive(Deserialize, Default)]
@@ -269,7 +269,7 @@ fn parse<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
 fn parse_action(
     route: &str,
     body: &Bytes,
-    m: &crate::monitor::Monitor,
+    m: &crate::fleet::monitor::Monitor,
 ) -> Result<Action, ApiError> {
     let bad = |msg: String| -> ApiError { ActionError::new(ErrorKind::InvalidInput, msg).into() };
     Ok(match route {

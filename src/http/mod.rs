@@ -36,7 +36,7 @@ pub struct AppState {
     /// The control API.
     pub control: Arc<control::Control>,
     /// Reaches the reload task for `POST /-/reload`.
-    pub reload: crate::reload::ReloadHandle,
+    pub reload: crate::service::reload::ReloadHandle,
     /// `--web.config.file`: basic auth and headers for every endpoint.
     pub web: Option<Arc<web_config::WebConfig>>,
 }
@@ -276,7 +276,7 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
 async fn health(State(s): State<AppState>) -> Response {
     match s.fleet.snapshot().await {
         Ok(snap) => {
-            let code = if snap.status == crate::health::Status::Critical {
+            let code = if snap.status == crate::fleet::health::Status::Critical {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::OK
@@ -290,7 +290,7 @@ async fn health(State(s): State<AppState>) -> Response {
 /// `POST /-/reload`: 200 once the new configuration serves; 500 with the error when it is
 /// invalid (the old one keeps serving); 400 when there is no config file to reload.
 async fn reload(State(s): State<AppState>) -> Response {
-    use crate::reload::ReloadError;
+    use crate::service::reload::ReloadError;
     match s.reload.reload().await {
         Ok(()) => "configuration reloaded\n".into_response(),
         Err(e) => {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use sqlite_exporter::backup::{BackupOptions, Method, Verify};
+use sqlite_exporter::actions::backup::{BackupOptions, Method, Verify};
 
 pub const SQLITE3: &str = "/usr/bin/sqlite3";
 /// Starting balance of every account; `sum(balance)` is `ACCOUNTS * BALANCE` forever.

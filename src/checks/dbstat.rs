@@ -4,7 +4,7 @@
 //!
 //! Both walk every page of the database (O(size)), so they are for the background scheduler,
 //! never for a scrape, and both are bounded by a timeout and a cancel flag like the integrity
-//! check ([`crate::interrupt`]). Pass a read-only connection ([`crate::connection`]); each
+//! check ([`crate::sqlite::interrupt`]). Pass a read-only connection ([`crate::sqlite::connection`]); each
 //! statement is autocommit, so no snapshot outlives it.
 //!
 //! `dbstat` exists only when SQLite was compiled with `SQLITE_ENABLE_DBSTAT_VTAB`. The bundled
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::interrupt::{self, Guard, Stop};
-use crate::sql::quote_identifier;
+use crate::sqlite::interrupt::{self, Guard, Stop};
+use crate::sqlite::sql::quote_identifier;
 
 /// Why a dbstat scan produced no figure.
 #[derive(Debug, thiserror::Error)]

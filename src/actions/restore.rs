@@ -25,12 +25,12 @@ use rusqlite::backup::Backup;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::backup::{
+use crate::actions::backup::{
     self, check_file, create_unrotated, interruptible, io_err, open_backup_file, open_own_file,
     run_check, run_steps, sqlite_err, BackupError, BackupInfo, BackupOptions, ErrorKind, Method,
     Progress, StepPlan, TempFile, Verify, DEFAULT_PAGES_PER_STEP,
 };
-use crate::connection::{self, OpenError};
+use crate::sqlite::connection::{self, OpenError};
 
 /// Label of the backup of the current database taken before a restore.
 pub const PRE_RESTORE_LABEL: &str = "pre-restore";

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::actions::checkpoint;
 use crate::actions::{self, Action, ActionError, Progress, Trigger};
-use crate::checkpoint;
+use crate::fleet::monitor::Monitor;
 use crate::fleet::Fleet;
-use crate::monitor::Monitor;
 
 const BACKOFF_START: Duration = Duration::from_secs(60);
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
@@ -113,7 +113,8 @@ pub fn due(m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
         }
     }
     if auto.checkpoint && state.allowed(Policy::Checkpoint, now) {
-        let wal = crate::wal::file_size(&crate::wal::wal_path(&m.config.path)).unwrap_or(0);
+        let wal = crate::sqlite::wal::file_size(&crate::sqlite::wal::wal_path(&m.config.path))
+            .unwrap_or(0);
         if wal > s.thresholds.wal_critical_bytes.0 {
             let why = format!(
                 "WAL is {wal} bytes, above wal_critical_bytes {}",
@@ -161,9 +162,11 @@ pub fn due(m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
 }
 
 fn utilization(m: &Monitor) -> Option<f64> {
-    let conn =
-        crate::connection::open_read_only(&m.config.path, crate::monitor::PROBE_BUSY_TIMEOUT)
-            .ok()?;
+    let conn = crate::sqlite::connection::open_read_only(
+        &m.config.path,
+        crate::fleet::monitor::PROBE_BUSY_TIMEOUT,
+    )
+    .ok()?;
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).ok()?;
     let free: i64 = conn
         .query_row("PRAGMA freelist_count", [], |r| r.get(0))

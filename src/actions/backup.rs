@@ -44,7 +44,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::connection::{self, OpenError};
+use crate::sqlite::connection::{self, OpenError};
 
 /// Pages copied per online-backup step by default. Each step of a rollback-journal database
 /// holds a SHARED lock for its duration; 1024 pages (4 MiB at the default page size) take a few

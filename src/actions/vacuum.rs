@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::connection::{self, OpenError};
+use crate::sqlite::connection::{self, OpenError};
 
 /// What a VACUUM did.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,7 +1,7 @@
-//! `wal`: sizes of the `-wal` and `-shm` files and the frames in the WAL (see [`crate::wal`]).
+//! `wal`: sizes of the `-wal` and `-shm` files and the frames in the WAL (see [`crate::sqlite::wal`]).
 
 use super::{CollectError, Collector, Scrape};
-use crate::wal;
+use crate::sqlite::wal;
 
 /// Collects WAL and SHM sizes and the WAL frame count.
 pub struct Wal;

@@ -28,15 +28,15 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::actions::backup::{self, BackupInfo};
+use crate::actions::checkpoint;
+use crate::actions::restore;
+use crate::actions::vacuum;
 use crate::actions::{backup_options, Progress};
-use crate::backup::{self, BackupInfo};
-use crate::checkpoint;
-use crate::connection::{self, OpenError};
-use crate::integrity::{IntegrityOutcome, Mode};
-use crate::monitor::Monitor;
-use crate::restore;
-use crate::scheduler;
-use crate::vacuum;
+use crate::checks::integrity::{IntegrityOutcome, Mode};
+use crate::fleet::monitor::Monitor;
+use crate::service::scheduler;
+use crate::sqlite::connection::{self, OpenError};
 
 /// What a recovery did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -191,7 +191,7 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
     }
 
     // 3. Checkpoint a large WAL.
-    let wal = crate::wal::file_size(&crate::wal::wal_path(&cfg.path)).unwrap_or(0);
+    let wal = crate::sqlite::wal::file_size(&crate::sqlite::wal::wal_path(&cfg.path)).unwrap_or(0);
     let limit = s.thresholds.wal_critical_bytes.0;
     if wal > limit {
         if dry_run {
@@ -301,9 +301,9 @@ fn quarantine(name: &str, db: &Path, backup_dir: &Path) -> std::io::Result<PathB
         .ok_or_else(|| std::io::Error::other("database path has no file name"))?;
     for src in [
         db.to_path_buf(),
-        crate::wal::wal_path(db),
-        crate::wal::shm_path(db),
-        crate::wal::journal_path(db),
+        crate::sqlite::wal::wal_path(db),
+        crate::sqlite::wal::shm_path(db),
+        crate::sqlite::wal::journal_path(db),
     ] {
         if !src.exists() {
             continue;
@@ -338,9 +338,9 @@ fn rewrite_in_place(
     let content = backup::verified_content(info, opts.verify, cancel).map_err(|e| e.to_string())?;
     let io = |e: std::io::Error| e.to_string();
     for stale in [
-        crate::wal::wal_path(db),
-        crate::wal::shm_path(db),
-        crate::wal::journal_path(db),
+        crate::sqlite::wal::wal_path(db),
+        crate::sqlite::wal::shm_path(db),
+        crate::sqlite::wal::journal_path(db),
     ] {
         match std::fs::remove_file(&stale) {
             Ok(()) => {}

@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use crate::cli::Output;
+use crate::fleet::health::Status;
 use crate::fleet::Snapshot;
-use crate::health::Status;
 
 /// Prints `snapshot` as a table or JSON and returns the exit code of the worst status
 /// (0 healthy, 1 warning, 2 critical, 3 unknown; 3 as well when there is nothing to check).

@@ -58,8 +58,8 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{Connection, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-use crate::connection::{self, OpenError};
-use crate::interrupt::{self, Guard, Stop};
+use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::interrupt::{self, Guard, Stop};
 
 /// The most problem rows asked of `quick_check`/`integrity_check`.
 pub const MAX_PROBLEM_ROWS: u32 = 100;

@@ -56,7 +56,7 @@ pub trait Collector: Send + Sync {
 pub enum Kind {
     /// At every scrape, through the scrape's connection.
     Scrape(fn() -> Box<dyn Collector>),
-    /// In the background on its own schedule ([`crate::scheduler`]); scrapes read its cached
+    /// In the background on its own schedule ([`crate::service::scheduler`]); scrapes read its cached
     /// result.
     Background,
 }
@@ -238,7 +238,7 @@ pub struct WalFacts {
     pub wal_bytes: Option<u64>,
     /// `-shm` size, 0 when absent.
     pub shm_bytes: Option<u64>,
-    /// Frames of the current WAL generation (see [`crate::wal::frames`]).
+    /// Frames of the current WAL generation (see [`crate::sqlite::wal::frames`]).
     pub frames: Option<u64>,
 }
 

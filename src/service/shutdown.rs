@@ -40,7 +40,7 @@ pub async fn signalled(cancel: Arc<AtomicBool>) {
 pub async fn drain_actions(limit: Duration) -> usize {
     let deadline = Instant::now() + limit;
     loop {
-        let running = crate::monitor::running_actions();
+        let running = crate::fleet::monitor::running_actions();
         if running == 0 {
             return 0;
         }

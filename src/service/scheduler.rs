@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::{debug, error, info, warn};
 
+use crate::checks::integrity::{self, IntegrityOutcome, Mode};
 use crate::checks::RunOutcome;
-use crate::collector::{CollectorSet, DBSTAT, INTEGRITY, MIGRATIONS, TABLES};
-use crate::connection::{self, OpenError};
+use crate::collect::{CollectorSet, DBSTAT, INTEGRITY, MIGRATIONS, TABLES};
+use crate::fleet::monitor::Monitor;
 use crate::fleet::Fleet;
-use crate::integrity::{self, IntegrityOutcome, Mode};
-use crate::monitor::Monitor;
+use crate::sqlite::connection::{self, OpenError};
 
 /// How long a background job waits for a lock held by the application.
 pub const BACKGROUND_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -192,14 +192,14 @@ fn scan_backups(monitors: &[Arc<Monitor>]) {
         let dir = &m.config.settings.backup.dir;
         let names = listings
             .entry(dir.clone())
-            .or_insert_with(|| crate::backup::file_names(dir).map_err(|e| e.to_string()));
+            .or_insert_with(|| crate::actions::backup::file_names(dir).map_err(|e| e.to_string()));
         m.refresh_backups_among(names.as_deref().map_err(Clone::clone));
     }
 }
 
 /// Starts the policy action due on `m`, if any, on a low-priority thread.
 fn start_policy(fleet: &Arc<Fleet>, m: &Arc<Monitor>, cancel: &Arc<AtomicBool>, now: Instant) {
-    let Some((policy, action, reason)) = crate::policy::due(m, now) else {
+    let Some((policy, action, reason)) = crate::actions::policy::due(m, now) else {
         return;
     };
     let Ok(guard) = m.begin_action(action.name()) else {
@@ -209,7 +209,7 @@ fn start_policy(fleet: &Arc<Fleet>, m: &Arc<Monitor>, cancel: &Arc<AtomicBool>, 
     let name = format!("auto-{}", m.config.name);
     let spawned = low_priority_thread(&name, move || {
         let m = guard.monitor();
-        let _ = crate::policy::run(&fleet, m, policy, action, &reason, &cancel);
+        let _ = crate::actions::policy::run(&fleet, m, policy, action, &reason, &cancel);
     });
     if let Err(e) = spawned {
         error!(database = %m.config.name, error = %e, "cannot start a policy thread");
@@ -230,7 +230,7 @@ pub fn backup_dirs(fleet: &Fleet) -> BTreeSet<PathBuf> {
 /// kept.
 pub fn remove_backup_leftovers<'a>(dirs: impl IntoIterator<Item = &'a PathBuf>) {
     for dir in dirs.into_iter().filter(|d| d.is_dir()) {
-        match crate::backup::remove_leftovers(dir) {
+        match crate::actions::backup::remove_leftovers(dir) {
             Ok(removed) if !removed.is_empty() => {
                 info!(dir = %dir.display(), removed = removed.len(), "removed temp files of an interrupted backup")
             }
@@ -309,7 +309,7 @@ fn run_migrations(m: &Monitor) {
     let result = connection::open_read_only(&cfg.path, BACKGROUND_BUSY_TIMEOUT)
         .map_err(|e| e.to_string())
         .and_then(|conn| {
-            crate::migrations::read(&conn, &cfg.settings.migrations.table)
+            crate::checks::migrations::read(&conn, &cfg.settings.migrations.table)
                 .map_err(|e| e.to_string())
         });
     let error = match result {
@@ -356,7 +356,7 @@ fn run_dbstat(m: &Monitor, collectors: &CollectorSet, cancel: &AtomicBool) {
     };
     if collectors.background(DBSTAT) {
         let start = Instant::now();
-        let r = crate::dbstat::unused_bytes(&conn, timeout, cancel);
+        let r = crate::checks::dbstat::unused_bytes(&conn, timeout, cancel);
         let error = match r {
             Ok(n) => {
                 m.update_checks(|c| c.unused_bytes = Some(n));
@@ -375,7 +375,7 @@ fn run_dbstat(m: &Monitor, collectors: &CollectorSet, cancel: &AtomicBool) {
     }
     if collectors.background(TABLES) {
         let start = Instant::now();
-        let r = crate::dbstat::tables(&conn, timeout, cancel);
+        let r = crate::checks::dbstat::tables(&conn, timeout, cancel);
         let error = match r {
             Ok(t) => {
                 m.update_checks(|c| c.tables = Some(t.iter().map(Into::into).collect()));

@@ -14,10 +14,10 @@ use serde_json::Value;
 
 use crate::actions::{self, Action, ErrorKind, Progress, Trigger};
 use crate::cli::{Command, Target};
-use crate::collector::CollectorSet;
+use crate::collect::CollectorSet;
 use crate::config::{Config, DatabaseConfig};
+use crate::fleet::monitor::Monitor;
 use crate::fleet::Fleet;
-use crate::monitor::Monitor;
 
 /// Runs an action subcommand; returns the exit code.
 pub fn run(

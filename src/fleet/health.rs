@@ -7,9 +7,9 @@
 use serde::Serialize;
 
 use crate::checks::Checks;
-use crate::collector::Facts;
+use crate::collect::Facts;
 use crate::config::Thresholds;
-use crate::connection::OpenError;
+use crate::sqlite::connection::OpenError;
 
 /// Overall status. Ordered by how bad it is, so the worst of several is their maximum: a known
 /// problem (warning, critical) outranks "could not tell" (unknown).
@@ -316,7 +316,7 @@ fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::SchemaObjects;
+    use crate::collect::SchemaObjects;
 
     fn healthy_facts() -> Facts {
         let mut f = Facts::default();
@@ -387,7 +387,7 @@ mod tests {
     fn integrity_failure_is_critical_and_locked_is_unknown() {
         let t = Thresholds::default();
         let failed = crate::checks::IntegrityResult {
-            mode: crate::integrity::Mode::Full,
+            mode: crate::checks::integrity::Mode::Full,
             ok: false,
             errors: 1,
             messages: vec!["row 3 missing from index i".into()],

@@ -3,12 +3,17 @@
 //! `--collector.<name>` / `--no-collector.<name>` are generated from the collector registry, so
 //! a new collector gets its flags by being registered.
 
+pub mod actions;
+pub mod check;
+pub mod demo;
+pub mod logging;
+pub mod serve;
+
 use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::collector::{CollectorSet, REGISTRY};
-use crate::logging;
+use crate::collect::{CollectorSet, REGISTRY};
 
 /// The default listen address; the port is free in the Prometheus default port allocations.
 pub const DEFAULT_LISTEN: &str = ":10437";

@@ -6,6 +6,14 @@
 //! `/metrics`, logs it, and returns a JSON-ready result or an [`ActionError`] whose
 //! [`ErrorKind`] the caller maps to an HTTP status or an exit code.
 
+pub mod backup;
+pub mod checkpoint;
+pub mod jobs;
+pub mod policy;
+pub mod recover;
+pub mod restore;
+pub mod vacuum;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -13,15 +21,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use crate::backup::{self, BackupOptions};
-use crate::checkpoint::{self, CheckpointError};
+use crate::checks::integrity::{self, IntegrityOutcome};
 use crate::config::{BackupMethod, Compression, Settings, Verification};
+use crate::fleet::monitor::Monitor;
 use crate::fleet::Fleet;
-use crate::integrity::{self, IntegrityOutcome};
-use crate::monitor::Monitor;
-use crate::recover;
-use crate::restore;
-use crate::vacuum::{self, VacuumError};
+use backup::BackupOptions;
+use checkpoint::CheckpointError;
+use vacuum::VacuumError;
 
 /// An action and its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -210,7 +216,7 @@ fn run(
             Ok(json!(report))
         }
         Action::IntegrityCheck(mode) => {
-            let outcome = crate::scheduler::run_integrity(m, *mode, cancel);
+            let outcome = crate::service::scheduler::run_integrity(m, *mode, cancel);
             match outcome {
                 IntegrityOutcome::Interrupted { .. } | IntegrityOutcome::Failed(_) => {
                     let why = m
@@ -334,8 +340,8 @@ fn vacuum_error(e: VacuumError) -> ActionError {
 }
 
 /// The kind of an open failure: a missing file is 404, a lock 503, a damaged file 422.
-pub fn open_kind(e: &crate::connection::OpenError) -> ErrorKind {
-    use crate::connection::OpenError as O;
+pub fn open_kind(e: &crate::sqlite::connection::OpenError) -> ErrorKind {
+    use crate::sqlite::connection::OpenError as O;
     match e {
         O::Missing => ErrorKind::NotFound,
         O::Locked => ErrorKind::Locked,

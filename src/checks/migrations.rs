@@ -32,7 +32,7 @@ use chrono::{DateTime, NaiveDateTime};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
-use crate::sql::quote_identifier;
+use crate::sqlite::sql::quote_identifier;
 
 const IDENTITY: &[&str] = &[
     "version",

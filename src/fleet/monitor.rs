@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::actions::policy::PolicyState;
 use crate::checks::{BackupSummary, Checks, RunOutcome};
-use crate::collector::{CollectorSet, Facts, Scrape};
+use crate::collect::{CollectorSet, Facts, Scrape};
 use crate::config::DatabaseConfig;
-use crate::connection::{self, OpenError};
-use crate::health::{self, Assessment};
+use crate::fleet::health::{self, Assessment};
 use crate::metrics::EventMetrics;
-use crate::policy::PolicyState;
-use crate::scheduler::Schedule;
+use crate::service::scheduler::Schedule;
+use crate::sqlite::connection::{self, OpenError};
 
 /// Busy timeout of every scrape-time connection: a probe waits at most this long for a lock.
 pub const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -249,7 +249,7 @@ impl Monitor {
     /// scheduled backups are on) for the backup metrics and the `backup` recommendation.
     pub fn refresh_backups(&self) {
         let dir = &self.config.settings.backup.dir;
-        let names = crate::backup::file_names(dir);
+        let names = crate::actions::backup::file_names(dir);
         self.refresh_backups_among(names.as_deref().map_err(|e| e.to_string()));
     }
 
@@ -266,11 +266,9 @@ impl Monitor {
                 .then(BackupSummary::default),
             Ok(names) => {
                 self.log_change("backups", None, "cannot list backups");
-                Some(BackupSummary::from_list(&crate::backup::list_among(
-                    &self.config.name,
-                    &b.dir,
-                    names,
-                )))
+                Some(BackupSummary::from_list(
+                    &crate::actions::backup::list_among(&self.config.name, &b.dir, names),
+                ))
             }
             Err(e) => {
                 self.log_change("backups", Some(&e), "cannot list backups");

@@ -5,7 +5,7 @@
 //! `_sqlite_exporter_probe`, which measures a real commit including its fsync — the only mode
 //! that changes the database, and only when asked for. Both use their own short-lived
 //! read-write connection with the scrape busy timeout (1 s), and checkpoint-on-close disabled
-//! ([`crate::connection`]). A file the process cannot write is skipped with a note, not an error.
+//! ([`crate::sqlite::connection`]). A file the process cannot write is skipped with a note, not an error.
 
 use std::time::Instant;
 
@@ -13,8 +13,8 @@ use rusqlite::ErrorCode;
 
 use super::{CollectError, Collector, Scrape};
 use crate::config::WriteProbe;
-use crate::connection::{self, OpenError};
-use crate::monitor::PROBE_BUSY_TIMEOUT;
+use crate::fleet::monitor::PROBE_BUSY_TIMEOUT;
+use crate::sqlite::connection::{self, OpenError};
 
 /// Times the configured write probe.
 pub struct Write;
@@ -81,7 +81,7 @@ impl Collector for Write {
 /// Why a write probe cannot run here, if it cannot: the file or its directory (where SQLite
 /// creates the journal) is not writable by this process.
 fn not_writable(path: &std::path::Path) -> Option<String> {
-    use crate::connection::accessible;
+    use crate::sqlite::connection::accessible;
     if !accessible(path, libc::W_OK) {
         return Some("database file is not writable by the exporter; write probe skipped".into());
     }

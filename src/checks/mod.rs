@@ -3,15 +3,19 @@
 //! A metric whose check has not run yet is absent (its field is `None`), never a made-up
 //! value. Each result carries when it was taken, and `/metrics` says in HELP that it is cached.
 
+pub mod dbstat;
+pub mod integrity;
+pub mod migrations;
+
 use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
 
-use crate::connection::OpenError;
-use crate::dbstat::TableStats;
-use crate::integrity::{IntegrityOutcome, IntegrityReport, Mode};
-use crate::migrations::MigrationStats;
+use crate::checks::dbstat::TableStats;
+use crate::checks::integrity::{IntegrityOutcome, IntegrityReport, Mode};
+use crate::checks::migrations::MigrationStats;
+use crate::sqlite::connection::OpenError;
 
 /// The last completed integrity check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -138,7 +142,7 @@ pub struct BackupSummary {
 
 impl BackupSummary {
     /// Summarises a listing (newest first).
-    pub fn from_list(list: &[crate::backup::BackupInfo]) -> Self {
+    pub fn from_list(list: &[crate::actions::backup::BackupInfo]) -> Self {
         let newest = list
             .iter()
             .find(|b| !b.has_sidecar || b.meta.verification.as_deref() == Some("ok"));

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use tracing::info;
 
+use crate::checks::integrity::Mode;
+use crate::cli::demo::Demo;
 use crate::cli::{Command, Invocation};
 use crate::config::{Config, Source};
-use crate::demo::Demo;
 use crate::fleet::Fleet;
 use crate::http::control::Control;
 use crate::http::web_config::WebConfig;
 use crate::http::{self, AppState};
-use crate::integrity::Mode;
-use crate::reload::{self, databases};
-use crate::scheduler::{self, Job};
-use crate::shutdown;
+use crate::service::reload::{self, databases};
+use crate::service::scheduler::{self, Job};
+use crate::service::shutdown;
 use std::sync::atomic::AtomicBool;
 
 /// Runs what the command line asks for; returns the process exit code.
@@ -39,14 +39,14 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
             scheduler::run_job(m, Job::Integrity(mode), fleet.collectors(), &cancel);
         }
         let snapshot = fleet.collect_blocking();
-        return Ok(crate::check::report(
+        return Ok(crate::cli::check::report(
             &snapshot,
             args.output,
             &mut std::io::stdout().lock(),
         )?);
     }
     if let Some(command) = &cli.command {
-        return crate::command::run(command, cli.config_file.as_ref(), collectors);
+        return crate::cli::actions::run(command, cli.config_file.as_ref(), collectors);
     }
     if cli.config_check {
         let Some(file) = &cli.config_file else {

@@ -30,7 +30,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{self, Config, ConfigError, DatabaseConfig};
 use crate::fleet::Fleet;
-use crate::scheduler;
+use crate::service::scheduler;
 
 /// How long the file system must stay quiet before a burst of events is acted on.
 const DEBOUNCE: Duration = Duration::from_millis(250);

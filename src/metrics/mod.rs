@@ -15,9 +15,9 @@ use prometheus::{
 };
 
 use crate::checks::Checks;
-use crate::collector::{Facts, PerformanceFacts};
+use crate::collect::{Facts, PerformanceFacts};
+use crate::fleet::health::{Recommendation, Status};
 use crate::fleet::Snapshot;
-use crate::health::{Recommendation, Status};
 
 /// Histogram buckets for probe and action latencies: 100 µs to 10 s, with the SPEC §6
 /// thresholds (20 ms, 50 ms, 1 s) as bucket edges so alerts can be exact.
@@ -156,7 +156,7 @@ impl EventMetrics {
     /// Creates a new database's counters at 0, so `rate()` and `increase()` see the first
     /// action.
     pub fn init(&self, database: &str) {
-        for mode in crate::checkpoint::Mode::ALL {
+        for mode in crate::actions::checkpoint::Mode::ALL {
             self.checkpoints
                 .with_label_values(&[database, mode.as_str()]);
             self.checkpoint_failures
@@ -202,7 +202,7 @@ impl EventMetrics {
         for h in [&self.query_duration, &self.write_duration] {
             let _ = h.remove_label_values(&[database]);
         }
-        for mode in crate::checkpoint::Mode::ALL {
+        for mode in crate::actions::checkpoint::Mode::ALL {
             let _ = self
                 .checkpoints
                 .remove_label_values(&[database, mode.as_str()]);

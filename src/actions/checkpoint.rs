@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::connection::{self, OpenError};
-use crate::wal;
+use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::wal;
 
 /// Checkpoint modes of `PRAGMA wal_checkpoint`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -5,6 +5,9 @@
 //! `/health` or the landing page share the collection in flight instead of starting their own:
 //! a burst of 100 scrapes costs the databases one collection, not 100.
 
+pub mod health;
+pub mod monitor;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,11 +16,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::collector::CollectorSet;
+use crate::collect::CollectorSet;
 use crate::config::DatabaseConfig;
-use crate::health::Status;
+use crate::fleet::health::Status;
+use crate::fleet::monitor::{DatabaseReport, Monitor};
 use crate::metrics::{EventMetrics, ExporterStatus};
-use crate::monitor::{DatabaseReport, Monitor};
 
 /// What one collection found, for every database, in name order.
 #[derive(Debug, Clone, Serialize)]
