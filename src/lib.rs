@@ -24,6 +24,7 @@
 //! - [`app`], [`cli`], [`command`], [`check`], [`demo`] and [`logging`] are the binary's edges.
 
 pub mod actions;
+pub mod backup_dir;
 pub mod checks;
 pub mod cli;
 pub mod collect;

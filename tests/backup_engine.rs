@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use backup_support::*;
 use rusqlite::Connection;
-use sqlite_exporter::actions::backup::{self, BackupInfo, ErrorKind, Method, Verify};
+use sqlite_exporter::actions::backup::{self, BackupInfo, Method, Verify};
+use sqlite_exporter::actions::ErrorKind;
 use sqlite_exporter::actions::restore;
 
 const WRITER_ENV: &str = "BACKUP_ENGINE_WRITER_DB";
@@ -346,7 +347,7 @@ fn corrupt_source_is_refused_and_no_backup_appears() {
             ..options(&backups)
         };
         let err = backup::create("app", &db, &opts, None, &mut quiet, &no_cancel()).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::RefusedForSafety, "{method:?}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Refused, "{method:?}: {err}");
         assert!(
             matches!(err, backup::BackupError::CorruptSource { .. }),
             "{method:?}: {err:?}"
@@ -483,7 +484,7 @@ fn restore_refuses_an_altered_backup() {
     std::fs::write(&info.path, &bytes).unwrap();
     let before = snapshot_files(&db);
     let err = restore_err(&db, &backups, &info.file_name);
-    assert_eq!(err.kind(), ErrorKind::RefusedForSafety, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("sha256"), "{err}");
     assert_eq!(snapshot_files(&db), before, "the database changed");
     assert_eq!(
@@ -496,7 +497,7 @@ fn restore_refuses_an_altered_backup() {
     std::fs::remove_file(backups.join(format!("{}.meta.json", info.file_name))).unwrap();
     corrupt_table(&info.path, "t");
     let err = restore_err(&db, &backups, &info.file_name);
-    assert_eq!(err.kind(), ErrorKind::RefusedForSafety, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("integrity_check"), "{err}");
     assert_eq!(snapshot_files(&db), before, "the database changed");
 }

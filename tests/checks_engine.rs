@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use sqlite_exporter::checks::integrity::{self, IntegrityOutcome, IntegrityReport, Mode};
+use sqlite_exporter::checks::{dbstat, migrations};
 use sqlite_exporter::sqlite::connection::open_read_only;
 use sqlite_exporter::sqlite::interrupt::Stop;
-use sqlite_exporter::checks::{dbstat, migrations};
 
 const BUSY: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(600);

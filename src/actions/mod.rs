@@ -299,24 +299,12 @@ pub fn list_backups(m: &Monitor) -> Result<Vec<backup::BackupInfo>, ActionError>
     backup::list(&m.config.name, dir).map_err(backup_error)
 }
 
-fn kind_of(k: backup::ErrorKind) -> ErrorKind {
-    match k {
-        backup::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
-        backup::ErrorKind::NotFound => ErrorKind::NotFound,
-        backup::ErrorKind::Conflict => ErrorKind::Busy,
-        backup::ErrorKind::RefusedForSafety => ErrorKind::Refused,
-        backup::ErrorKind::Locked => ErrorKind::Locked,
-        backup::ErrorKind::Cancelled => ErrorKind::Cancelled,
-        backup::ErrorKind::Internal => ErrorKind::Internal,
-    }
-}
-
 fn backup_error(e: backup::BackupError) -> ActionError {
-    ActionError::new(kind_of(e.kind()), e.to_string())
+    ActionError::new(e.kind(), e.to_string())
 }
 
 fn restore_error(e: restore::RestoreError) -> ActionError {
-    ActionError::new(kind_of(e.kind()), e.to_string())
+    ActionError::new(e.kind(), e.to_string())
 }
 
 fn checkpoint_error(e: CheckpointError) -> ActionError {

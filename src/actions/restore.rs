@@ -27,9 +27,11 @@ use serde::Serialize;
 
 use crate::actions::backup::{
     self, check_file, create_unrotated, interruptible, io_err, open_backup_file, open_own_file,
-    run_check, run_steps, sqlite_err, BackupError, BackupInfo, BackupOptions, ErrorKind, Method,
-    Progress, StepPlan, TempFile, Verify, DEFAULT_PAGES_PER_STEP,
+    run_check, run_steps, sqlite_err, BackupError, BackupInfo, BackupOptions, Method, Progress,
+    StepPlan, Verify, DEFAULT_PAGES_PER_STEP,
 };
+use crate::actions::ErrorKind;
+use crate::backup_dir::TempFile;
 use crate::sqlite::connection::{self, OpenError};
 
 /// Label of the backup of the current database taken before a restore.
@@ -80,7 +82,7 @@ impl RestoreError {
         match self {
             RestoreError::InvalidName(_) => ErrorKind::InvalidInput,
             RestoreError::UnknownBackup(_) => ErrorKind::NotFound,
-            RestoreError::Open(e) => backup::open_error_kind(e),
+            RestoreError::Open(e) => crate::actions::open_kind(e),
             RestoreError::PreRestoreBackup(e) | RestoreError::Backup(e) => e.kind(),
             RestoreError::ResultCorrupt { .. } => ErrorKind::Internal,
         }
