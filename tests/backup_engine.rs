@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use backup_support::*;
 use rusqlite::Connection;
 use sqlite_exporter::actions::backup::{self, BackupInfo, Method, Verify};
-use sqlite_exporter::actions::ErrorKind;
 use sqlite_exporter::actions::restore;
+use sqlite_exporter::actions::ErrorKind;
 
 const WRITER_ENV: &str = "BACKUP_ENGINE_WRITER_DB";
 const WRITER_STOP_ENV: &str = "BACKUP_ENGINE_WRITER_STOP";

@@ -23,8 +23,8 @@ use tracing::{info, warn};
 
 use crate::checks::integrity::{self, IntegrityOutcome};
 use crate::config::{BackupMethod, Compression, Settings, Verification};
+use crate::fleet::events::Events;
 use crate::fleet::monitor::Monitor;
-use crate::fleet::Fleet;
 use backup::BackupOptions;
 use checkpoint::CheckpointError;
 use vacuum::VacuumError;
@@ -156,7 +156,7 @@ impl Progress {
 /// Runs `action` on `m` (which the caller has claimed), counts it in the fleet's metrics and
 /// logs it.
 pub fn execute(
-    fleet: &Fleet,
+    events: &dyn Events,
     m: &Monitor,
     action: &Action,
     trigger: Trigger,
@@ -176,9 +176,7 @@ pub fn execute(
     if *action != Action::Recover(true) && !refused_upfront {
         let ok = result.is_ok()
             && !matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)));
-        fleet
-            .events
-            .record_action(&m.config.name, action.name(), mode, ok, seconds);
+        events.action(&m.config.name, action.name(), mode, ok, seconds);
     }
     let db = &m.config.name;
     match &result {
@@ -216,7 +214,7 @@ fn run(
             Ok(json!(report))
         }
         Action::IntegrityCheck(mode) => {
-            let outcome = crate::service::scheduler::run_integrity(m, *mode, cancel);
+            let outcome = crate::fleet::background::run_integrity(m, *mode, cancel);
             match outcome {
                 IntegrityOutcome::Interrupted { .. } | IntegrityOutcome::Failed(_) => {
                     let why = m

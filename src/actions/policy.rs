@@ -16,15 +16,17 @@
 //! on a database and never runs while a manual action does. After a failure a policy backs off
 //! (1 min, doubling to 1 h) before it tries that database again.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::actions::checkpoint;
 use crate::actions::{self, Action, ActionError, Progress, Trigger};
+use crate::fleet::events::Events;
 use crate::fleet::monitor::Monitor;
-use crate::fleet::Fleet;
 
 const BACKOFF_START: Duration = Duration::from_secs(60);
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
@@ -83,15 +85,59 @@ impl PolicyState {
     }
 }
 
-/// The policy action due on `m` now, with the reason, if any. Cheap: a `stat`, cached check
-/// results, and at most once per interval an O(1) read of the page counts.
-pub fn due(m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
+/// The policies' memory for every database, by name: it outlives a reload that replaced a
+/// database's monitor, so a back-off is not forgotten by editing the config.
+#[derive(Debug, Default)]
+pub struct Policies {
+    states: Mutex<HashMap<String, PolicyState>>,
+}
+
+impl Policies {
+    fn state(&self, database: &str) -> MutexGuard<'_, HashMap<String, PolicyState>> {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states.entry(database.to_string()).or_default();
+        states
+    }
+
+    /// The policy action due on `m` now, with the reason, if any. Cheap: a `stat`, cached
+    /// check results, and at most once per interval an O(1) read of the page counts.
+    pub fn due(&self, m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
+        if !m.config.settings.auto.any() || m.running_action().is_some() {
+            return None;
+        }
+        let mut states = self.state(&m.config.name);
+        let state = states.get_mut(&m.config.name)?;
+        due(m, state, now)
+    }
+
+    /// Runs a policy's action on `m` (claimed by the caller) and records the outcome for
+    /// back-off.
+    pub fn run(
+        &self,
+        events: &dyn Events,
+        m: &Monitor,
+        policy: Policy,
+        action: Action,
+        reason: &str,
+        cancel: &AtomicBool,
+    ) -> Result<Value, ActionError> {
+        let result = run(events, m, policy, action, reason, cancel);
+        let ok = matches!(&result, Ok(v) if v.get("busy") != Some(&Value::Bool(true)));
+        let mut states = self.state(&m.config.name);
+        if let Some(state) = states.get_mut(&m.config.name) {
+            state.record(policy, ok, Instant::now());
+            if policy == Policy::Recover && !ok && state.failures(policy) >= RECOVER_ATTEMPTS {
+                tracing::error!(database = %m.config.name, attempts = RECOVER_ATTEMPTS, "auto.recover gives up until an integrity check passes; run `sqlite_exporter recover` after looking at the database");
+            }
+        }
+        result
+    }
+}
+
+/// The policy action due on `m` now given its `state`.
+fn due(m: &Monitor, state: &mut PolicyState, now: Instant) -> Option<(Policy, Action, String)> {
     let s = &m.config.settings;
     let auto = &s.auto;
-    if !auto.any() || m.running_action().is_some() {
-        return None;
-    }
-    let mut state = m.policy();
     let checks = m.checks();
     if checks.integrity.as_ref().is_some_and(|i| i.ok) {
         // A passing check ends a run of failed recoveries.
@@ -164,19 +210,15 @@ pub fn due(m: &Monitor, now: Instant) -> Option<(Policy, Action, String)> {
 fn utilization(m: &Monitor) -> Option<f64> {
     let conn = crate::sqlite::connection::open_read_only(
         &m.config.path,
-        crate::fleet::monitor::PROBE_BUSY_TIMEOUT,
+        crate::sqlite::PROBE_BUSY_TIMEOUT,
     )
     .ok()?;
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).ok()?;
-    let free: i64 = conn
-        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-        .ok()?;
-    (pages > 0).then(|| (pages - free) as f64 / pages as f64)
+    crate::sqlite::sql::utilization_of(&conn).ok()?
 }
 
-/// Runs a policy's action on `m` (claimed by the caller) and records the outcome for back-off.
-pub fn run(
-    fleet: &Fleet,
+/// Runs a policy's action on `m`, falling back to a PASSIVE checkpoint when TRUNCATE is busy.
+fn run(
+    events: &dyn Events,
     m: &Monitor,
     policy: Policy,
     action: Action,
@@ -185,19 +227,13 @@ pub fn run(
 ) -> Result<Value, ActionError> {
     tracing::info!(database = %m.config.name, action = action.name(), reason, "policy action");
     let progress = Progress::default();
-    let exec = |a: &Action| actions::execute(fleet, m, a, Trigger::Policy, &progress, cancel);
+    let exec = |a: &Action| actions::execute(events, m, a, Trigger::Policy, &progress, cancel);
     let mut result = exec(&action);
     if policy == Policy::Checkpoint
         && matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)))
     {
         tracing::info!(database = %m.config.name, "TRUNCATE checkpoint busy; falling back to PASSIVE");
         result = exec(&Action::Checkpoint(checkpoint::Mode::Passive));
-    }
-    let ok = matches!(&result, Ok(v) if v.get("busy") != Some(&Value::Bool(true)));
-    let mut state = m.policy();
-    state.record(policy, ok, Instant::now());
-    if policy == Policy::Recover && !ok && state.failures(policy) >= RECOVER_ATTEMPTS {
-        tracing::error!(database = %m.config.name, attempts = RECOVER_ATTEMPTS, "auto.recover gives up until an integrity check passes; run `sqlite_exporter recover` after looking at the database");
     }
     result
 }

@@ -34,9 +34,10 @@ use crate::actions::restore;
 use crate::actions::vacuum;
 use crate::actions::{backup_options, Progress};
 use crate::checks::integrity::{IntegrityOutcome, Mode};
+use crate::fleet::background;
 use crate::fleet::monitor::Monitor;
-use crate::service::scheduler;
 use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::BACKGROUND_BUSY_TIMEOUT;
 
 /// What a recovery did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -74,7 +75,7 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
     let s = &cfg.settings;
 
     // 1. Integrity.
-    let corrupt = match scheduler::run_integrity(m, Mode::Full, cancel) {
+    let corrupt = match background::run_integrity(m, Mode::Full, cancel) {
         IntegrityOutcome::Completed(rep) if rep.ok => {
             r.actions.push("integrity check passed".into());
             false
@@ -244,7 +245,7 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
 
     // 5. Final check.
     if !dry_run {
-        match scheduler::run_integrity(m, Mode::Full, cancel) {
+        match background::run_integrity(m, Mode::Full, cancel) {
             IntegrityOutcome::Completed(rep) if rep.ok => {
                 r.actions.push("final integrity check passed".into())
             }
@@ -362,15 +363,13 @@ fn rewrite_in_place(
 /// Whether SQLite can open `db` read-write and read its header (what the backup API needs of a
 /// destination).
 fn usable_destination(db: &Path) -> Result<(), OpenError> {
-    let conn = connection::open_read_write(db, scheduler::BACKGROUND_BUSY_TIMEOUT)?;
+    let conn = connection::open_read_write(db, BACKGROUND_BUSY_TIMEOUT)?;
     conn.query_row("PRAGMA page_size", [], |_| Ok(()))?;
     conn.query_row("PRAGMA journal_mode", [], |_| Ok(()))?;
     Ok(())
 }
 
 fn utilization(db: &Path) -> Result<Option<f64>, OpenError> {
-    let conn = connection::open_read_only(db, scheduler::BACKGROUND_BUSY_TIMEOUT)?;
-    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-    Ok((pages > 0).then(|| (pages - free) as f64 / pages as f64))
+    let conn = connection::open_read_only(db, BACKGROUND_BUSY_TIMEOUT)?;
+    Ok(crate::sqlite::sql::utilization_of(&conn)?)
 }

@@ -56,7 +56,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, ErrorCode};
-use serde::{Deserialize, Serialize};
 
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::interrupt::{self, Guard, Stop};
@@ -67,32 +66,13 @@ pub const MAX_PROBLEM_ROWS: u32 = 100;
 /// How many problem messages a report keeps.
 pub const MAX_MESSAGES: usize = 10;
 
-/// Which SQLite check to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// `PRAGMA quick_check`: page structure, record formats, NOT NULL and CHECK constraints;
-    /// does not verify that indexes match their tables. Several times faster.
-    Quick,
-    /// `PRAGMA integrity_check`: everything `quick_check` does, plus index contents, UNIQUE
-    /// constraints and key ordering.
-    Full,
-}
+pub use crate::config::IntegrityMode as Mode;
 
-impl Mode {
-    /// `quick` or `full`, as in the config file, the API and log lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Quick => "quick",
-            Mode::Full => "full",
-        }
-    }
-
-    fn pragma(self) -> &'static str {
-        match self {
-            Mode::Quick => "quick_check",
-            Mode::Full => "integrity_check",
-        }
+/// The pragma that runs a check of `mode`.
+fn pragma(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Quick => "quick_check",
+        Mode::Full => "integrity_check",
     }
 }
 
@@ -212,7 +192,7 @@ fn check(conn: &Connection, mode: Mode, guard: &Guard) -> rusqlite::Result<Findi
     let mut findings = Findings::default();
     match integrity_problems(conn, mode, &mut findings) {
         Ok(()) => {}
-        Err(e) if is_corruption(&e) => findings.problem(format!("{}: {e}", mode.pragma())),
+        Err(e) if is_corruption(&e) => findings.problem(format!("{}: {e}", pragma(mode))),
         Err(e) => return Err(e),
     }
     if guard.stopped().is_some() {
@@ -232,7 +212,7 @@ fn integrity_problems(
     mode: Mode,
     findings: &mut Findings,
 ) -> rusqlite::Result<()> {
-    let sql = format!("PRAGMA {}({MAX_PROBLEM_ROWS})", mode.pragma());
+    let sql = format!("PRAGMA {}({MAX_PROBLEM_ROWS})", pragma(mode));
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {

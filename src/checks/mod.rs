@@ -3,6 +3,8 @@
 //! A metric whose check has not run yet is absent (its field is `None`), never a made-up
 //! value. Each result carries when it was taken, and `/metrics` says in HELP that it is cached.
 
+pub mod timetable;
+
 pub mod dbstat;
 pub mod integrity;
 pub mod migrations;
@@ -142,7 +144,7 @@ pub struct BackupSummary {
 
 impl BackupSummary {
     /// Summarises a listing (newest first).
-    pub fn from_list(list: &[crate::actions::backup::BackupInfo]) -> Self {
+    pub fn from_list(list: &[crate::backup_dir::BackupInfo]) -> Self {
         let newest = list
             .iter()
             .find(|b| !b.has_sidecar || b.meta.verification.as_deref() == Some("ok"));

@@ -14,17 +14,12 @@ use serde_json::Value;
 
 use crate::actions::{self, Action, ErrorKind, Progress, Trigger};
 use crate::cli::{Command, Target};
-use crate::collect::CollectorSet;
 use crate::config::{Config, DatabaseConfig};
+use crate::fleet::events::NoEvents;
 use crate::fleet::monitor::Monitor;
-use crate::fleet::Fleet;
 
 /// Runs an action subcommand; returns the exit code.
-pub fn run(
-    command: &Command,
-    config_file: Option<&PathBuf>,
-    collectors: CollectorSet,
-) -> anyhow::Result<i32> {
+pub fn run(command: &Command, config_file: Option<&PathBuf>) -> anyhow::Result<i32> {
     let (target, action) = match command {
         Command::Check(_) => bail!("check is not an action"),
         Command::Checkpoint { target, mode } => (
@@ -43,7 +38,6 @@ pub fn run(
         }
     };
     let m = monitor(target, config_file)?;
-    let fleet = Arc::new(Fleet::new(collectors, 1));
     let guard = m
         .begin_action(action.name())
         .map_err(|running| anyhow!("{running} already running"))?;
@@ -58,11 +52,11 @@ pub fn run(
         b
     });
     let worker = {
-        let (progress, fleet) = (progress.clone(), fleet.clone());
+        let progress = progress.clone();
         std::thread::spawn(move || {
             let cancel = AtomicBool::new(false);
             actions::execute(
-                &fleet,
+                &NoEvents,
                 guard.monitor(),
                 &action,
                 Trigger::Manual,

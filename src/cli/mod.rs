@@ -228,16 +228,6 @@ fn from_matches(m: ArgMatches) -> Invocation {
     Invocation { cli, collectors }
 }
 
-/// Turns `:PORT` into `[::]:PORT` — every interface, IPv6 and (dual-stack) IPv4, as Go's
-/// `:PORT` does — and leaves other addresses as they are.
-pub fn normalize_listen_address(addr: &str) -> String {
-    if addr.starts_with(':') {
-        format!("[::]{addr}")
-    } else {
-        addr.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +270,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(i.cli.listen_addresses, vec![":1", "127.0.0.1:2"]);
-        assert_eq!(normalize_listen_address(":1"), "[::]:1");
+        assert_eq!(crate::http::normalize_listen_address(":1"), "[::]:1");
     }
 }

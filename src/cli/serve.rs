@@ -7,15 +7,17 @@ use anyhow::{bail, Context};
 use tracing::info;
 
 use crate::checks::integrity::Mode;
+use crate::checks::timetable::Job;
 use crate::cli::demo::Demo;
 use crate::cli::{Command, Invocation};
 use crate::config::{Config, Source};
+use crate::fleet::background::run_job;
 use crate::fleet::Fleet;
 use crate::http::control::Control;
 use crate::http::web_config::WebConfig;
 use crate::http::{self, AppState};
 use crate::service::reload::{self, databases};
-use crate::service::scheduler::{self, Job};
+use crate::service::scheduler;
 use crate::service::shutdown;
 use std::sync::atomic::AtomicBool;
 
@@ -36,7 +38,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
             } else {
                 m.config.settings.integrity_check.mode
             };
-            scheduler::run_job(m, Job::Integrity(mode), fleet.collectors(), &cancel);
+            run_job(m, Job::Integrity(mode), fleet.collectors(), &cancel);
         }
         let snapshot = fleet.collect_blocking();
         return Ok(crate::cli::check::report(
@@ -46,7 +48,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         )?);
     }
     if let Some(command) = &cli.command {
-        return crate::cli::actions::run(command, cli.config_file.as_ref(), collectors);
+        return crate::cli::actions::run(command, cli.config_file.as_ref());
     }
     if cli.config_check {
         let Some(file) = &cli.config_file else {
@@ -84,7 +86,12 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         None => None,
     };
     let tls = web.clone().filter(|w| w.current().tls.is_some());
-    let fleet = Arc::new(Fleet::new(collectors, cli.scrape_concurrency));
+    let events = Arc::new(crate::metrics::EventMetrics::new());
+    let fleet = Arc::new(Fleet::with_events(
+        collectors,
+        cli.scrape_concurrency,
+        events.clone(),
+    ));
     fleet.apply(databases(&config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -113,7 +120,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
                 println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
             }
         }
-        let state = AppState { fleet: fleet.clone(), telemetry_path: cli.telemetry_path.clone(), control, reload, web };
+        let state = AppState { fleet: fleet.clone(), events, telemetry_path: cli.telemetry_path.clone(), control, reload, web };
         http::serve(listeners, http::router(state), tls, shutdown::signalled(cancel.clone())).await;
         shutdown::drain_actions(shutdown::ACTION_GRACE).await;
         let _ = stop_tx.send(true);

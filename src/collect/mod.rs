@@ -4,7 +4,7 @@
 //! connection. Collectors are registered by name in [`REGISTRY`], which is what gives every one
 //! of them a `--collector.<name>` / `--no-collector.<name>` flag. A collector that fails is
 //! reported as `sqlite_scrape_collector_success{collector} 0` plus a log line; the others run on.
-//! Collectors never touch Prometheus types: [`crate::metrics`] renders the facts, so metric names
+//! Collectors never touch Prometheus types: the metrics layer renders the facts, so metric names
 //! live in one place.
 
 mod info;
@@ -56,7 +56,7 @@ pub trait Collector: Send + Sync {
 pub enum Kind {
     /// At every scrape, through the scrape's connection.
     Scrape(fn() -> Box<dyn Collector>),
-    /// In the background on its own schedule ([`crate::service::scheduler`]); scrapes read its cached
+    /// In the background on its own schedule (the service layer starts it); scrapes read its cached
     /// result.
     Background,
 }
@@ -221,8 +221,7 @@ pub struct SizeFacts {
 impl SizeFacts {
     /// (pages − freelist) / pages; `None` for an empty database.
     pub fn utilization_ratio(&self) -> Option<f64> {
-        let (pages, free) = (self.pages?, self.freelist_pages?);
-        (pages > 0).then(|| (pages - free.min(pages)) as f64 / pages as f64)
+        crate::sqlite::sql::utilization(self.pages?, self.freelist_pages?)
     }
 
     /// freelist / pages.
@@ -288,9 +287,4 @@ pub struct Facts {
     pub schema: SchemaFacts,
     /// Probes.
     pub performance: PerformanceFacts,
-}
-
-/// Runs a one-row, one-column query.
-fn single<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> rusqlite::Result<T> {
-    conn.query_row(sql, [], |r| r.get(0))
 }

@@ -1,6 +1,8 @@
 //! `schema`: `PRAGMA user_version` and the objects in `sqlite_schema` (O(schema), not O(data)).
 
-use super::{single, CollectError, Collector, SchemaObjects, Scrape};
+use crate::sqlite::sql::pragma;
+
+use super::{CollectError, Collector, SchemaObjects, Scrape};
 
 /// Collects the schema version and object counts.
 pub struct Schema;
@@ -11,7 +13,7 @@ impl Collector for Schema {
     }
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
-        s.facts.schema.user_version = Some(single(s.conn, "PRAGMA user_version")?);
+        s.facts.schema.user_version = Some(pragma(s.conn, "user_version")?);
         let mut objects = SchemaObjects::default();
         let mut stmt = s
             .conn

@@ -1,6 +1,8 @@
 //! `size`: file size, pages and freelist — all read from the header or a stat, O(1).
 
-use super::{single, CollectError, Collector, Scrape};
+use crate::sqlite::sql::pragma;
+
+use super::{CollectError, Collector, Scrape};
 
 /// Collects the file size, page size, page count and freelist count.
 pub struct Size;
@@ -13,9 +15,9 @@ impl Collector for Size {
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
         let f = &mut s.facts.size;
         f.database_bytes = Some(std::fs::metadata(s.path)?.len());
-        f.page_size_bytes = Some(single::<i64>(s.conn, "PRAGMA page_size")? as u64);
-        f.pages = Some(single::<i64>(s.conn, "PRAGMA page_count")? as u64);
-        f.freelist_pages = Some(single::<i64>(s.conn, "PRAGMA freelist_count")? as u64);
+        f.page_size_bytes = Some(pragma::<i64>(s.conn, "page_size")? as u64);
+        f.pages = Some(pragma::<i64>(s.conn, "page_count")? as u64);
+        f.freelist_pages = Some(pragma::<i64>(s.conn, "freelist_count")? as u64);
         Ok(())
     }
 }

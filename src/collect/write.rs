@@ -13,8 +13,8 @@ use rusqlite::ErrorCode;
 
 use super::{CollectError, Collector, Scrape};
 use crate::config::WriteProbe;
-use crate::fleet::monitor::PROBE_BUSY_TIMEOUT;
 use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::PROBE_BUSY_TIMEOUT;
 
 /// Times the configured write probe.
 pub struct Write;

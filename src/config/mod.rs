@@ -107,8 +107,27 @@ section! {
     }
 }
 
-/// Which integrity pragma a background check runs (`quick` or `full`).
-pub use crate::checks::integrity::Mode as IntegrityMode;
+/// Which SQLite check to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrityMode {
+    /// `PRAGMA quick_check`: page structure, record formats, NOT NULL and CHECK constraints;
+    /// does not verify that indexes match their tables. Several times faster.
+    Quick,
+    /// `PRAGMA integrity_check`: everything `quick_check` does, plus index contents, UNIQUE
+    /// constraints and key ordering.
+    Full,
+}
+
+impl IntegrityMode {
+    /// `quick` or `full`, as in the config file, the API and log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrityMode::Quick => "quick",
+            IntegrityMode::Full => "full",
+        }
+    }
+}
 
 section! {
     /// The background integrity schedule (SPEC §3, §6).

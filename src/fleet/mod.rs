@@ -5,6 +5,10 @@
 //! `/health` or the landing page share the collection in flight instead of starting their own:
 //! a burst of 100 scrapes costs the databases one collection, not 100.
 
+pub mod events;
+
+pub mod background;
+
 pub mod health;
 pub mod monitor;
 
@@ -18,9 +22,9 @@ use tracing::info;
 
 use crate::collect::CollectorSet;
 use crate::config::DatabaseConfig;
+use crate::fleet::events::{Events, ExporterStatus, NoEvents};
 use crate::fleet::health::Status;
 use crate::fleet::monitor::{DatabaseReport, Monitor};
-use crate::metrics::{EventMetrics, ExporterStatus};
 
 /// What one collection found, for every database, in name order.
 #[derive(Debug, Clone, Serialize)]
@@ -38,8 +42,8 @@ type InFlight = watch::Receiver<Option<Result<Arc<Snapshot>, String>>>;
 pub struct Fleet {
     monitors: RwLock<Arc<BTreeMap<String, Arc<Monitor>>>>,
     collectors: CollectorSet,
-    /// Histograms and counters that accumulate across scrapes.
-    pub events: EventMetrics,
+    /// Where probe latencies, actions and database changes are reported (the metrics).
+    pub events: Arc<dyn Events>,
     /// Build info and reload gauges.
     pub exporter: ExporterStatus,
     in_flight: Mutex<Option<InFlight>>,
@@ -47,12 +51,18 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// A fleet scraping with `collectors`, using up to `workers` threads per scrape.
+    /// A fleet scraping with `collectors`, using up to `workers` threads per scrape, reporting
+    /// nowhere.
     pub fn new(collectors: CollectorSet, workers: usize) -> Self {
+        Self::with_events(collectors, workers, Arc::new(NoEvents))
+    }
+
+    /// A fleet that reports probes, actions and database changes to `events`.
+    pub fn with_events(collectors: CollectorSet, workers: usize, events: Arc<dyn Events>) -> Self {
         Fleet {
             monitors: RwLock::new(Arc::new(BTreeMap::new())),
             collectors,
-            events: EventMetrics::new(),
+            events,
             exporter: ExporterStatus::default(),
             in_flight: Mutex::new(None),
             workers: workers.max(1),
@@ -95,7 +105,7 @@ impl Fleet {
                 _ => {
                     info!(database = %db.name, path = %db.path.display(), "monitoring database");
                     let stagger = position as f64 / added.max(1) as f64;
-                    self.events.init(&db.name);
+                    self.events.database_added(&db.name);
                     position += 1;
                     Arc::new(Monitor::new(db, stagger))
                 }
@@ -104,7 +114,7 @@ impl Fleet {
         }
         for name in old.keys().filter(|n| !next.contains_key(*n)) {
             info!(database = %name, "no longer monitoring database");
-            self.events.forget(name);
+            self.events.database_removed(name);
         }
         *guard = Arc::new(next);
     }
@@ -119,7 +129,7 @@ impl Fleet {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(m) = monitors.get(i) else { break done };
-                    done.push((i, m.scrape(&self.collectors, &self.events)));
+                    done.push((i, m.scrape(&self.collectors, self.events.as_ref())));
                 }
             };
             let helpers: Vec<_> = (1..self.workers.min(monitors.len()))

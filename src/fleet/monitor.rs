@@ -11,22 +11,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::actions::policy::PolicyState;
+use crate::checks::timetable::Schedule;
 use crate::checks::{BackupSummary, Checks, RunOutcome};
 use crate::collect::{CollectorSet, Facts, Scrape};
 use crate::config::DatabaseConfig;
+use crate::fleet::events::Events;
 use crate::fleet::health::{self, Assessment};
-use crate::metrics::EventMetrics;
-use crate::service::scheduler::Schedule;
 use crate::sqlite::connection::{self, OpenError};
-
-/// Busy timeout of every scrape-time connection: a probe waits at most this long for a lock.
-pub const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+use crate::sqlite::PROBE_BUSY_TIMEOUT;
 
 /// One monitored database.
 pub struct Monitor {
@@ -39,8 +36,6 @@ pub struct Monitor {
     /// The action slot and file gate of this database file, shared with every other monitor of
     /// the same file (a reload that changed its settings, two entries for one path).
     file: Arc<DatabaseFile>,
-    /// Back-off and memory of the `auto.*` policies.
-    policy: Mutex<PolicyState>,
     /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
     /// is logged when it appears and when it clears, not at every scrape.
     logged: Mutex<HashMap<&'static str, String>>,
@@ -170,14 +165,13 @@ impl Monitor {
     /// A monitor for one configured database; `stagger` (0..1) places its first background
     /// runs in their stagger windows.
     pub fn new(config: DatabaseConfig, stagger: f64) -> Self {
-        let schedule = Schedule::staggered(&config.settings, stagger);
+        let schedule = Schedule::staggered(&config.settings, stagger, Instant::now());
         let file = database_file(&config.path);
         Monitor {
             config,
             checks: Mutex::new(Checks::default()),
             schedule: Mutex::new(schedule),
             file,
-            policy: Mutex::new(PolicyState::default()),
             logged: Mutex::new(HashMap::new()),
         }
     }
@@ -235,11 +229,6 @@ impl Monitor {
         }
     }
 
-    /// The policy state.
-    pub fn policy(&self) -> std::sync::MutexGuard<'_, PolicyState> {
-        self.policy.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The action running now, if any.
     pub fn running_action(&self) -> Option<&'static str> {
         *self.file.action.lock().unwrap_or_else(|e| e.into_inner())
@@ -249,7 +238,7 @@ impl Monitor {
     /// scheduled backups are on) for the backup metrics and the `backup` recommendation.
     pub fn refresh_backups(&self) {
         let dir = &self.config.settings.backup.dir;
-        let names = crate::actions::backup::file_names(dir);
+        let names = crate::backup_dir::file_names(dir);
         self.refresh_backups_among(names.as_deref().map_err(|e| e.to_string()));
     }
 
@@ -266,9 +255,11 @@ impl Monitor {
                 .then(BackupSummary::default),
             Ok(names) => {
                 self.log_change("backups", None, "cannot list backups");
-                Some(BackupSummary::from_list(
-                    &crate::actions::backup::list_among(&self.config.name, &b.dir, names),
-                ))
+                Some(BackupSummary::from_list(&crate::backup_dir::list_among(
+                    &self.config.name,
+                    &b.dir,
+                    names,
+                )))
             }
             Err(e) => {
                 self.log_change("backups", Some(&e), "cannot list backups");
@@ -290,7 +281,7 @@ impl Monitor {
     }
 
     /// Scrapes this database once with `collectors`, recording probe latencies in `events`.
-    pub fn scrape(&self, collectors: &CollectorSet, events: &EventMetrics) -> DatabaseReport {
+    pub fn scrape(&self, collectors: &CollectorSet, events: &dyn Events) -> DatabaseReport {
         let cfg = &self.config;
         let mut facts = Facts::default();
         let mut outcomes = Vec::new();
@@ -340,7 +331,7 @@ impl Monitor {
             facts.performance.write_note.as_deref(),
             "write probe",
         );
-        events.observe_probes(&cfg.name, &facts.performance);
+        events.probes(&cfg.name, &facts.performance);
         let checks = self.checks();
         let health = health::assess(error.as_ref(), &facts, &checks, &cfg.settings.thresholds);
         DatabaseReport {

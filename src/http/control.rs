@@ -181,9 +181,10 @@ async fn health(
 ) -> Result<Json<Value>, ApiError> {
     let m = s.fleet.monitor(&name).ok_or_else(|| not_found(&name))?;
     let fleet = s.fleet.clone();
-    let report = tokio::task::spawn_blocking(move || m.scrape(fleet.collectors(), &fleet.events))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let report =
+        tokio::task::spawn_blocking(move || m.scrape(fleet.collectors(), fleet.events.as_ref()))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(json!({
         "name": report.name,
         "path": report.path,
@@ -355,7 +356,14 @@ async fn action(
             let m = guard.monitor();
             // A job must end in a state even if the action panics.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                actions::execute(&fleet, m, &action, Trigger::Manual, &j.progress, &cancel)
+                actions::execute(
+                    fleet.events.as_ref(),
+                    m,
+                    &action,
+                    Trigger::Manual,
+                    &j.progress,
+                    &cancel,
+                )
             }))
             .unwrap_or_else(|_| {
                 Err(ActionError::new(
@@ -376,7 +384,7 @@ async fn action(
     let result = tokio::task::spawn_blocking(move || {
         let progress = Progress::default();
         let r = actions::execute(
-            &fleet,
+            fleet.events.as_ref(),
             guard.monitor(),
             &action,
             Trigger::Manual,

@@ -31,6 +31,8 @@ use crate::metrics;
 pub struct AppState {
     /// The monitored databases.
     pub fleet: Arc<Fleet>,
+    /// The histograms and counters the fleet reports to.
+    pub events: Arc<metrics::EventMetrics>,
     /// `--web.telemetry-path`.
     pub telemetry_path: String,
     /// The control API.
@@ -123,7 +125,7 @@ async fn web_layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
 pub async fn bind(addresses: &[String]) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
     for a in addresses {
-        let addr = crate::cli::normalize_listen_address(a);
+        let addr = normalize_listen_address(a);
         let mut bound = TcpListener::bind(&addr).await;
         if bound.is_err() && a.starts_with(':') {
             // A host without IPv6: `:PORT` falls back to every IPv4 interface.
@@ -243,7 +245,7 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
         Ok(x) => x,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     };
-    let body = metrics::render(&snapshot, &s.fleet.events, &s.fleet.exporter);
+    let body = metrics::render(&snapshot, &s.events, &s.fleet.exporter);
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -318,4 +320,14 @@ pub(crate) fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Turns `:PORT` into `[::]:PORT` — every interface, IPv6 and (dual-stack) IPv4, as Go's
+/// `:PORT` does — and leaves other addresses as they are.
+pub fn normalize_listen_address(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("[::]{addr}")
+    } else {
+        addr.to_string()
+    }
 }

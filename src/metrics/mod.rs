@@ -7,8 +7,6 @@
 //! `/metrics`). Histograms and counters accumulate across scrapes and live in [`EventMetrics`],
 //! labelled by database and forgotten when the database is.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use prometheus::proto::MetricFamily;
 use prometheus::{
     CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder,
@@ -16,6 +14,7 @@ use prometheus::{
 
 use crate::checks::Checks;
 use crate::collect::{Facts, PerformanceFacts};
+use crate::fleet::events::{Events, ExporterStatus};
 use crate::fleet::health::{Recommendation, Status};
 use crate::fleet::Snapshot;
 
@@ -229,36 +228,21 @@ impl EventMetrics {
     }
 }
 
-/// Exporter-level state shown in `/metrics`: build info and the config reload gauges.
-pub struct ExporterStatus {
-    reload_successful: AtomicBool,
-    reload_success_timestamp: AtomicU64,
-}
-
-impl Default for ExporterStatus {
-    fn default() -> Self {
-        let s = ExporterStatus {
-            reload_successful: AtomicBool::new(true),
-            reload_success_timestamp: AtomicU64::new(0),
-        };
-        s.record_reload(true);
-        s
-    }
-}
-
-impl ExporterStatus {
-    /// Records the outcome of a config (re)load.
-    pub fn record_reload(&self, ok: bool) {
-        self.reload_successful.store(ok, Ordering::Relaxed);
-        if ok {
-            self.reload_success_timestamp
-                .store(crate::unix_now().to_bits(), Ordering::Relaxed);
-        }
+impl Events for EventMetrics {
+    fn database_added(&self, database: &str) {
+        self.init(database);
     }
 
-    /// Whether the last reload succeeded.
-    pub fn reload_successful(&self) -> bool {
-        self.reload_successful.load(Ordering::Relaxed)
+    fn database_removed(&self, database: &str) {
+        self.forget(database);
+    }
+
+    fn probes(&self, database: &str, probes: &PerformanceFacts) {
+        self.observe_probes(database, probes);
+    }
+
+    fn action(&self, database: &str, action: &str, mode: Option<&str>, ok: bool, seconds: f64) {
+        self.record_action(database, action, mode, ok, seconds);
     }
 }
 
@@ -459,9 +443,7 @@ pub fn render(snapshot: &Snapshot, events: &EventMetrics, exporter: &ExporterSta
         &[],
     )
     .with_label_values::<&str>(&[])
-    .set(f64::from_bits(
-        exporter.reload_success_timestamp.load(Ordering::Relaxed),
-    ));
+    .set(exporter.reload_success_timestamp());
 
     let mut families = g.registry.gather();
     families.extend(events.gather());

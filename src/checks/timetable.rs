@@ -1,0 +1,171 @@
+//! One database's background timetable: when its next regular integrity check, full check,
+//! dbstat scan and backup-directory scan are due, and whether one of its jobs is running.
+//!
+//! First runs are staggered: a database created at `position` (0..1) of a batch has its first
+//! regular check at that fraction of the first minute and its first full check at that
+//! fraction of `full_interval`, so a thousand databases added together never start their
+//! O(size) checks at once.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{IntegrityMode, Settings};
+
+/// How often each database's backups are re-read from the backup directory (and right after
+/// each backup, restore and recovery).
+const BACKUP_SCAN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A unit of background work on one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// An integrity check of this mode (plus the migrations read).
+    Integrity(IntegrityMode),
+    /// The dbstat scans.
+    Dbstat,
+}
+
+/// Which kinds of background work are enabled for this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enabled {
+    /// Integrity checks or the migrations read.
+    pub checks: bool,
+    /// The dbstat or tables scans.
+    pub stats: bool,
+}
+
+/// One database's background timetable.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    next_check: Instant,
+    next_full: Instant,
+    next_dbstat: Instant,
+    next_backup_scan: Instant,
+    running: bool,
+}
+
+impl Schedule {
+    /// A timetable, made at `now`, whose first runs sit at `position` (0..1) of their stagger
+    /// windows.
+    pub fn staggered(settings: &Settings, position: f64, now: Instant) -> Schedule {
+        let ic = &settings.integrity_check;
+        let window = ic.interval.0.min(Duration::from_secs(60));
+        Schedule {
+            next_check: now + window.mul_f64(position),
+            next_full: now + ic.full_interval.0.mul_f64(position),
+            next_dbstat: now + window.mul_f64(position),
+            next_backup_scan: now,
+            running: false,
+        }
+    }
+
+    /// Whether the backup directory is due for a re-read at `now`; if so, the next one is set.
+    pub fn backup_scan_due(&mut self, now: Instant) -> bool {
+        if now < self.next_backup_scan {
+            return false;
+        }
+        self.next_backup_scan = now + BACKUP_SCAN_INTERVAL;
+        true
+    }
+
+    /// The job due at `now`, if any, advancing its next time and marking the database busy
+    /// until [`Schedule::finished`]. A full check, when due, replaces the regular one.
+    pub fn next_job(&mut self, settings: &Settings, enabled: Enabled, now: Instant) -> Option<Job> {
+        if self.running {
+            return None;
+        }
+        let ic = &settings.integrity_check;
+        let job = if enabled.checks && now >= self.next_full {
+            self.next_full = now + ic.full_interval.0;
+            self.next_check = now + ic.interval.0;
+            Job::Integrity(IntegrityMode::Full)
+        } else if enabled.checks && now >= self.next_check {
+            self.next_check = now + ic.interval.0;
+            Job::Integrity(ic.mode)
+        } else if enabled.stats && now >= self.next_dbstat {
+            self.next_dbstat = now + settings.dbstat.interval.0;
+            Job::Dbstat
+        } else {
+            return None;
+        };
+        self.running = true;
+        Some(job)
+    }
+
+    /// The job started by [`Schedule::next_job`] has ended.
+    pub fn finished(&mut self) {
+        self.running = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: Enabled = Enabled {
+        checks: true,
+        stats: true,
+    };
+
+    fn settings() -> Settings {
+        Settings::default()
+    }
+
+    #[test]
+    fn first_checks_are_spread_over_the_window() {
+        let s = settings();
+        let t0 = Instant::now();
+        let window = s.integrity_check.interval.0.min(Duration::from_secs(60));
+        // Position 0 is due at once (a full check first), position 0.5 not before half the window.
+        let mut first = Schedule::staggered(&s, 0.0, t0);
+        assert_eq!(
+            first.next_job(&s, ALL, t0),
+            Some(Job::Integrity(IntegrityMode::Full))
+        );
+        let mut middle = Schedule::staggered(&s, 0.5, t0);
+        assert_eq!(middle.next_job(&s, ALL, t0 + window.mul_f64(0.49)), None);
+        assert_eq!(
+            middle.next_job(&s, ALL, t0 + window.mul_f64(0.51)),
+            Some(Job::Integrity(s.integrity_check.mode))
+        );
+    }
+
+    #[test]
+    fn one_job_at_a_time_then_the_regular_cadence() {
+        let s = settings();
+        let t0 = Instant::now();
+        let mut t = Schedule::staggered(&s, 0.0, t0);
+        assert!(t.next_job(&s, ALL, t0).is_some());
+        assert_eq!(t.next_job(&s, ALL, t0), None, "still running");
+        t.finished();
+        // The full check also reset the regular one: next is dbstat, then nothing until interval.
+        assert_eq!(t.next_job(&s, ALL, t0), Some(Job::Dbstat));
+        t.finished();
+        assert_eq!(t.next_job(&s, ALL, t0), None);
+        let later = t0 + s.integrity_check.interval.0;
+        assert_eq!(
+            t.next_job(&s, ALL, later),
+            Some(Job::Integrity(s.integrity_check.mode))
+        );
+    }
+
+    #[test]
+    fn disabled_work_is_never_due() {
+        let s = settings();
+        let t0 = Instant::now();
+        let mut t = Schedule::staggered(&s, 0.0, t0);
+        let none = Enabled {
+            checks: false,
+            stats: false,
+        };
+        assert_eq!(t.next_job(&s, none, t0 + Duration::from_secs(86_400)), None);
+    }
+
+    #[test]
+    fn backup_scans_come_once_a_minute() {
+        let s = settings();
+        let t0 = Instant::now();
+        let mut t = Schedule::staggered(&s, 0.3, t0);
+        assert!(t.backup_scan_due(t0));
+        assert!(!t.backup_scan_due(t0 + Duration::from_secs(59)));
+        assert!(t.backup_scan_due(t0 + Duration::from_secs(60)));
+    }
+}

@@ -1,0 +1,167 @@
+//! Background work on one database, run on the calling (blocking) thread: the integrity check,
+//! the migrations read, the dbstat scans and the re-read of the backup directory. Each records
+//! its result in the database's [`Monitor`], where the next scrape finds it. The service
+//! layer decides *when* these run; actions (an integrity check on request, recovery) call them
+//! directly.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{debug, error, info, warn};
+
+use crate::checks::integrity::{self, IntegrityOutcome, Mode};
+use crate::checks::timetable::Job;
+use crate::checks::RunOutcome;
+use crate::collect::{CollectorSet, DBSTAT, INTEGRITY, MIGRATIONS, TABLES};
+use crate::fleet::monitor::Monitor;
+use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::BACKGROUND_BUSY_TIMEOUT;
+
+/// Runs `job` on `m` now, on the calling thread, and records its results. Used by the
+/// scheduler and by `sqlite_exporter check`.
+pub fn run_job(m: &Monitor, job: Job, collectors: &CollectorSet, cancel: &AtomicBool) {
+    let _files = m.files_shared();
+    match job {
+        Job::Integrity(mode) => {
+            if collectors.background(INTEGRITY) {
+                run_integrity(m, mode, cancel);
+            }
+            if collectors.background(MIGRATIONS) {
+                run_migrations(m);
+            }
+        }
+        Job::Dbstat => run_dbstat(m, collectors, cancel),
+    }
+}
+
+/// Runs an integrity check of `mode` on `m` and records it.
+pub fn run_integrity(m: &Monitor, mode: Mode, cancel: &AtomicBool) -> IntegrityOutcome {
+    let cfg = &m.config;
+    let start = Instant::now();
+    let timeout = cfg.settings.integrity_check.timeout.0;
+    let outcome = integrity::run(&cfg.path, mode, timeout, BACKGROUND_BUSY_TIMEOUT, cancel);
+    let elapsed = start.elapsed().as_secs_f64();
+    let run = m.update_checks(|c| c.record_integrity(&outcome, elapsed));
+    match &outcome {
+        IntegrityOutcome::Completed(r) if r.ok => {
+            info!(database = %cfg.name, mode = mode.as_str(), duration_seconds = elapsed, foreign_key_violations = ?r.foreign_key_violations, "integrity check passed")
+        }
+        IntegrityOutcome::Completed(r) => {
+            error!(database = %cfg.name, mode = mode.as_str(), errors = r.errors, first = ?r.messages.first(), "integrity check FAILED")
+        }
+        IntegrityOutcome::Failed(e @ (OpenError::NotADatabase | OpenError::Corrupt(_))) => {
+            error!(database = %cfg.name, mode = mode.as_str(), error = %e, "integrity check FAILED")
+        }
+        _ => {
+            warn!(database = %cfg.name, mode = mode.as_str(), error = ?run.error, "integrity check did not complete")
+        }
+    }
+    m.record_run(INTEGRITY, run);
+    outcome
+}
+
+fn run_migrations(m: &Monitor) {
+    let cfg = &m.config;
+    let start = Instant::now();
+    let result = connection::open_read_only(&cfg.path, BACKGROUND_BUSY_TIMEOUT)
+        .map_err(|e| e.to_string())
+        .and_then(|conn| {
+            crate::checks::migrations::read(&conn, &cfg.settings.migrations.table)
+                .map_err(|e| e.to_string())
+        });
+    let error = match result {
+        Ok(stats) => {
+            m.update_checks(|c| c.migrations = stats.as_ref().map(Into::into));
+            None
+        }
+        Err(e) => {
+            debug!(database = %cfg.name, error = %e, "migrations table not read");
+            Some(e)
+        }
+    };
+    m.record_run(
+        MIGRATIONS,
+        RunOutcome {
+            success: error.is_none(),
+            duration_seconds: start.elapsed().as_secs_f64(),
+            error,
+        },
+    );
+}
+
+fn run_dbstat(m: &Monitor, collectors: &CollectorSet, cancel: &AtomicBool) {
+    let cfg = &m.config;
+    let timeout = cfg.settings.dbstat.timeout.0;
+    let conn = match connection::open_read_only(&cfg.path, BACKGROUND_BUSY_TIMEOUT) {
+        Ok(c) => c,
+        Err(e) => {
+            for name in [DBSTAT, TABLES]
+                .into_iter()
+                .filter(|n| collectors.background(n))
+            {
+                m.record_run(
+                    name,
+                    RunOutcome {
+                        success: false,
+                        duration_seconds: 0.0,
+                        error: Some(e.to_string()),
+                    },
+                );
+            }
+            return;
+        }
+    };
+    if collectors.background(DBSTAT) {
+        let start = Instant::now();
+        let r = crate::checks::dbstat::unused_bytes(&conn, timeout, cancel);
+        let error = match r {
+            Ok(n) => {
+                m.update_checks(|c| c.unused_bytes = Some(n));
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        m.record_run(
+            DBSTAT,
+            RunOutcome {
+                success: error.is_none(),
+                duration_seconds: start.elapsed().as_secs_f64(),
+                error,
+            },
+        );
+    }
+    if collectors.background(TABLES) {
+        let start = Instant::now();
+        let r = crate::checks::dbstat::tables(&conn, timeout, cancel);
+        let error = match r {
+            Ok(t) => {
+                m.update_checks(|c| c.tables = Some(t.iter().map(Into::into).collect()));
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        m.record_run(
+            TABLES,
+            RunOutcome {
+                success: error.is_none(),
+                duration_seconds: start.elapsed().as_secs_f64(),
+                error,
+            },
+        );
+    }
+}
+
+/// Refreshes the backups of `monitors`, reading each backup directory once however many
+/// databases share it.
+pub fn scan_backups(monitors: &[Arc<Monitor>]) {
+    let mut listings: std::collections::HashMap<std::path::PathBuf, Result<Vec<String>, String>> =
+        std::collections::HashMap::new();
+    for m in monitors {
+        let dir = &m.config.settings.backup.dir;
+        let names = listings
+            .entry(dir.clone())
+            .or_insert_with(|| crate::backup_dir::file_names(dir).map_err(|e| e.to_string()));
+        m.refresh_backups_among(names.as_deref().map_err(Clone::clone));
+    }
+}
