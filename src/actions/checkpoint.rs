@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Outcome, Perform};
+use crate::collect::series::Counter;
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::wal;
 
@@ -145,6 +147,79 @@ pub fn run(
         duration_seconds: start.elapsed().as_secs_f64(),
         message,
     })
+}
+
+/// Runs and failures of this action in `/metrics`.
+pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
+    &Counter {
+        name: "sqlite_checkpoints_total",
+        help: "Checkpoints run (manual or by policy), by mode.",
+        labels: &["database", "mode"],
+    },
+    &Counter {
+        name: "sqlite_checkpoint_failures_total",
+        help: "Checkpoints that failed or were blocked (busy), by mode.",
+        labels: &["database", "mode"],
+    },
+));
+
+/// A checkpoint request: `{"mode": "truncate"}` or `checkpoint --mode=truncate`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Checkpoint mode: passive, full, restart or truncate.
+    #[arg(long, default_value = "passive")]
+    pub mode: Option<String>,
+}
+
+impl Request {
+    /// A checkpoint of `mode`.
+    pub fn new(mode: Mode) -> Self {
+        Request {
+            mode: Some(mode.as_str().to_string()),
+        }
+    }
+
+    fn parsed(&self) -> Result<Mode, ActionError> {
+        self.mode
+            .as_deref()
+            .unwrap_or("passive")
+            .parse()
+            .map_err(|e: String| ActionError::new(ErrorKind::InvalidInput, e))
+    }
+}
+
+impl Perform for Request {
+    fn validate(&self) -> Result<(), ActionError> {
+        self.parsed().map(|_| ())
+    }
+
+    fn mode(&self) -> Option<&'static str> {
+        self.parsed().ok().map(Mode::as_str)
+    }
+
+    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+        let mode = self.parsed()?;
+        let cfg = &ctx.monitor.config;
+        let a = &cfg.settings.actions;
+        // PASSIVE never waits for readers; the other modes wait up to their own timeout.
+        let wait = if mode == Mode::Passive {
+            a.busy_timeout.0
+        } else {
+            a.checkpoint_timeout.0
+        };
+        run(&cfg.path, mode, wait)
+            .map(Outcome::Checkpoint)
+            .map_err(|e| {
+                let kind = match &e {
+                    CheckpointError::Open(o) => open_kind(o),
+                    CheckpointError::NotWal(_) => ErrorKind::InvalidInput,
+                    CheckpointError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
+                    CheckpointError::Sqlite(_) => ErrorKind::Internal,
+                };
+                ActionError::new(kind, e.to_string())
+            })
+    }
 }
 
 #[cfg(test)]

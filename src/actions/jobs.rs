@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::actions::{ActionError, Progress, ProgressView};
+use crate::actions::{ActionError, Outcome, Progress, ProgressCell};
 
 /// Finished jobs kept for inspection.
 const KEEP_FINISHED: usize = 1000;
@@ -21,8 +20,8 @@ pub enum JobState {
     Running,
     /// Finished with a result.
     Succeeded {
-        /// The action's result.
-        result: Value,
+        /// The action's result (boxed: reports are far larger than the other states).
+        result: Box<Outcome>,
     },
     /// Finished with an error.
     Failed {
@@ -40,7 +39,7 @@ pub struct Job {
     /// The action name.
     pub action: &'static str,
     /// Pages done / total, updated by the action.
-    pub progress: Arc<Progress>,
+    pub progress: Arc<ProgressCell>,
     started_at: f64,
     state: Mutex<(JobState, Option<f64>)>,
 }
@@ -58,7 +57,7 @@ pub struct JobView {
     #[serde(flatten)]
     pub state: JobState,
     /// Progress.
-    pub progress: ProgressView,
+    pub progress: Progress,
     /// Unix time started.
     pub started_at: f64,
     /// Unix time finished.
@@ -67,9 +66,11 @@ pub struct JobView {
 
 impl Job {
     /// Records the outcome.
-    pub fn finish(&self, result: Result<Value, ActionError>) {
+    pub fn finish(&self, result: Result<Outcome, ActionError>) {
         let state = match result {
-            Ok(result) => JobState::Succeeded { result },
+            Ok(result) => JobState::Succeeded {
+                result: Box::new(result),
+            },
             Err(error) => JobState::Failed { error },
         };
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (state, Some(crate::unix_now()));
@@ -83,7 +84,7 @@ impl Job {
             database: self.database.clone(),
             action: self.action,
             state,
-            progress: self.progress.view(),
+            progress: self.progress.get(),
             started_at: self.started_at,
             finished_at,
         }
@@ -117,7 +118,7 @@ impl Jobs {
             id: id.clone(),
             database: database.to_string(),
             action,
-            progress: Arc::new(Progress::default()),
+            progress: Arc::new(ProgressCell::default()),
             started_at: crate::unix_now(),
             state: Mutex::new((JobState::Running, None)),
         });

@@ -1,62 +1,236 @@
-//! Actions on one database — checkpoint, backup, restore, recovery, VACUUM, integrity check.
+//! Actions on one database — checkpoint, backup, restore, recovery, VACUUM, integrity check —
+//! and the one path every caller takes to run them.
 //!
-//! This is the one engine behind the control API, the CLI subcommands and the policies: each
-//! of them builds an [`Action`], claims the database ([`Monitor::begin_action`], one action at a
-//! time), and calls [`execute`], which runs the domain module, counts the action in
-//! `/metrics`, logs it, and returns a JSON-ready result or an [`ActionError`] whose
-//! [`ErrorKind`] the caller maps to an HTTP status or an exit code.
+//! Each action is one variant of [`Action`] and one file holding its `Request` (what the
+//! control API's JSON body and the CLI subcommand's flags both decode into) and how it is
+//! performed. The [`actions!`] table below names each action once: its counter name, its API
+//! route (which is also its CLI subcommand) and its help line; everything else is derived.
+//!
+//! The control API (sync and async), the CLI and the policies all go through
+//! [`claim`] → [`Claim::execute`]: claim the database (one action at a time, 409 otherwise),
+//! run the action, report it to the [`Events`] sink (counted in `/metrics`), log it, and
+//! return a typed [`Outcome`] or an [`ActionError`] whose [`ErrorKind`] the caller maps to an
+//! HTTP status or an exit code.
+//!
+//! Uses `fleet`, `checks`, `backup_dir`, `config` and `sqlite`; never `metrics`, `service`,
+//! `http` or `cli`.
 
 pub mod backup;
 pub mod checkpoint;
+mod error;
+pub mod integrity_check;
 pub mod jobs;
 pub mod policy;
+mod progress;
 pub mod recover;
 pub mod restore;
 pub mod vacuum;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use crate::checks::integrity::{self, IntegrityOutcome};
+pub use error::{is_locked, open_kind, ActionError, ErrorKind};
+pub use progress::{Progress, ProgressCell};
+
+use crate::backup_dir::BackupInfo;
+use crate::checks::IntegrityResult;
+use crate::collect::series::{Counter, Histogram};
 use crate::config::{BackupMethod, Compression, Settings, Verification};
 use crate::fleet::events::Events;
-use crate::fleet::monitor::Monitor;
+use crate::fleet::monitor::{ActionGuard, Monitor};
 use backup::BackupOptions;
-use checkpoint::CheckpointError;
-use vacuum::VacuumError;
 
-/// An action and its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// `PRAGMA wal_checkpoint(mode)`.
-    Checkpoint(checkpoint::Mode),
-    /// A verified backup, optionally labelled.
-    Backup(Option<String>),
-    /// Restore the named backup (a file name from the backup listing).
-    Restore(String),
-    /// The recovery sequence; `true` for a dry run.
-    Recover(bool),
-    /// VACUUM after the disk check.
-    Vacuum,
-    /// An integrity check now.
-    IntegrityCheck(integrity::Mode),
+/// What a running action works with.
+pub struct Context<'a> {
+    /// The claimed database.
+    pub monitor: &'a Monitor,
+    /// Where it reports pages done.
+    pub progress: &'a ProgressCell,
+    /// Set on shutdown: stop at the next step and clean up.
+    pub cancel: &'a AtomicBool,
+}
+
+/// One action's request, however it arrived.
+pub trait Perform {
+    /// Refuses a malformed request before the database is claimed.
+    fn validate(&self) -> Result<(), ActionError> {
+        Ok(())
+    }
+    /// Runs it on the claimed database.
+    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError>;
+    /// The `mode` label its counters carry (checkpoints only).
+    fn mode(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether a run is counted in `/metrics` (a dry run changes nothing and is not).
+    fn counted(&self) -> bool {
+        true
+    }
+}
+
+/// One action as the API, the CLI and the metrics know it.
+pub struct Spec {
+    /// The `action` label, counter and log name (`integrity_check`, `recovery`).
+    pub name: &'static str,
+    /// The control API route and the CLI subcommand (`integrity-check`, `recover`).
+    pub route: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Adds the request's flags to its subcommand.
+    pub args: fn(clap::Command) -> clap::Command,
+    /// Reads the request back from the subcommand's matches.
+    pub parse: fn(&clap::ArgMatches) -> Result<Action, clap::Error>,
+    /// Its counters in `/metrics`: runs and failures (none for an integrity check, whose
+    /// result has series of its own).
+    pub counters: Option<(&'static Counter, &'static Counter)>,
+}
+
+/// `sqlite_action_duration_seconds{action}`: how long every action took.
+pub const ACTION_DURATION: Histogram = Histogram {
+    name: "sqlite_action_duration_seconds",
+    help: "Duration of each action (manual or by policy), successful or not.",
+    labels: &["database", "action"],
+    buckets: &[
+        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+        3600.0,
+    ],
+};
+
+/// Declares the actions: each line is a variant, the file that implements it, its name, its
+/// route and its help line.
+macro_rules! actions {
+    ($( $variant:ident($module:ident) = $name:literal, $route:literal, $about:literal; )*) => {
+        /// An action and its parameters.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Action {
+            $( #[doc = $about] $variant($module::Request), )*
+        }
+
+        /// Every action, in the order of `--help`.
+        pub const ACTIONS: &[Spec] = &[$(
+            Spec {
+                name: $name,
+                route: $route,
+                about: $about,
+                args: <$module::Request as clap::Args>::augment_args,
+                parse: |m| {
+                    <$module::Request as clap::FromArgMatches>::from_arg_matches(m)
+                        .map(Action::$variant)
+                },
+                counters: $module::COUNTERS,
+            },
+        )*];
+
+        impl Action {
+            /// The `action` label and log name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Action::$variant(_) => $name, )* }
+            }
+
+            /// Decodes the JSON body of `POST /api/v1/databases/{db}/{route}` (empty means
+            /// defaults) and validates it.
+            pub fn from_json(route: &str, body: &[u8]) -> Result<Action, ActionError> {
+                let action = match route {
+                    $( $route => Action::$variant(parse_body(body)?), )*
+                    other => {
+                        return Err(ActionError::new(
+                            ErrorKind::NotFound,
+                            format!("unknown action {other:?}"),
+                        ))
+                    }
+                };
+                action.request().validate()?;
+                Ok(action)
+            }
+
+            fn request(&self) -> &dyn Perform {
+                match self { $( Action::$variant(r) => r, )* }
+            }
+        }
+    };
+}
+
+actions! {
+    Checkpoint(checkpoint) = "checkpoint", "checkpoint", "Checkpoint the WAL (passive, full, restart or truncate).";
+    Backup(backup) = "backup", "backup", "Take a verified online backup.";
+    Restore(restore) = "restore", "restore", "Restore a backup (a file name from `backups`) into the live database.";
+    Recover(recover) = "recovery", "recover", "Run the recovery sequence: check, quarantine and restore if corrupt, checkpoint, VACUUM.";
+    Vacuum(vacuum) = "vacuum", "vacuum", "VACUUM after checking free disk space.";
+    IntegrityCheck(integrity_check) = "integrity_check", "integrity-check", "Run an integrity check now (quick or full) and record it.";
 }
 
 impl Action {
-    /// The `action` label and log name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Checkpoint(_) => "checkpoint",
-            Action::Backup(_) => "backup",
-            Action::Restore(_) => "restore",
-            Action::Recover(_) => "recovery",
-            Action::Vacuum => "vacuum",
-            Action::IntegrityCheck(_) => "integrity_check",
-        }
+    /// The action's spec.
+    pub fn spec(&self) -> &'static Spec {
+        let name = self.name();
+        ACTIONS
+            .iter()
+            .find(|s| s.name == name)
+            .expect("every action has a spec")
+    }
+
+    /// Parses a CLI subcommand of one of [`ACTIONS`]; `None` for another subcommand.
+    pub fn from_subcommand(
+        route: &str,
+        matches: &clap::ArgMatches,
+    ) -> Option<Result<Action, clap::Error>> {
+        let spec = ACTIONS.iter().find(|s| s.route == route)?;
+        Some((spec.parse)(matches).and_then(|a| {
+            a.request()
+                .validate()
+                .map(|()| a)
+                .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e.error))
+        }))
+    }
+}
+
+fn parse_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ActionError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ActionError::new(
+            ErrorKind::InvalidInput,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
+/// What an action did, as its own report type. Serialised, each is exactly the JSON the
+/// control API answers and the CLI prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    /// The checkpoint's figures.
+    Checkpoint(checkpoint::CheckpointReport),
+    /// The new backup.
+    Backup(BackupInfo),
+    /// What the restore did.
+    Restore(restore::RestoreReport),
+    /// What the recovery did (or, in a dry run, would do).
+    Recovery(recover::RecoveryReport),
+    /// The VACUUM's figures.
+    Vacuum(vacuum::VacuumReport),
+    /// The integrity check's result.
+    IntegrityCheck(Option<IntegrityResult>),
+}
+
+impl Outcome {
+    /// A checkpoint that SQLite could not complete because a reader or writer was in the way:
+    /// done, but not what was asked (counted as a failure, exit 1 in the CLI).
+    pub fn busy(&self) -> bool {
+        matches!(self, Outcome::Checkpoint(r) if r.busy)
+    }
+
+    /// The JSON the control API answers and the CLI prints (keys in sorted order).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
@@ -70,196 +244,105 @@ pub enum Trigger {
     Policy,
 }
 
-/// Classes of failure, which the API maps to statuses and the CLI to exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// Bad input: a bad name, label or mode (400).
-    InvalidInput,
-    /// No such database or backup (404).
-    NotFound,
-    /// Another action is running on the database, or the name is taken (409).
-    Busy,
-    /// Refused for safety: a corrupt source, a backup failing verification, not enough disk (422).
-    Refused,
-    /// The database stayed locked past the busy timeout (503).
-    Locked,
-    /// Cancelled (shutdown); nothing was changed.
-    Cancelled,
-    /// Anything else (500).
-    Internal,
-}
-
-/// Why an action did not do what was asked.
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
-#[error("{error}")]
-pub struct ActionError {
-    /// The class.
-    #[serde(skip)]
-    pub kind: ErrorKind,
-    /// One sentence.
-    pub error: String,
-    /// Structured detail, when there is some (e.g. the checkpoint report of a busy checkpoint).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Value>,
-}
-
-impl ActionError {
-    /// An error of `kind` with a message.
-    pub fn new(kind: ErrorKind, error: impl Into<String>) -> Self {
-        ActionError {
-            kind,
-            error: error.into(),
-            detail: None,
-        }
-    }
-
-    /// Adds structured detail.
-    pub fn with_detail(mut self, detail: Value) -> Self {
-        self.detail = Some(detail);
-        self
-    }
-}
-
-/// Progress of a long action (pages done of total), shared with the job that reports it.
-#[derive(Debug, Default)]
-pub struct Progress {
-    done: AtomicU64,
-    total: AtomicU64,
-}
-
-/// A copy of a [`Progress`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ProgressView {
-    /// Pages done.
-    pub pages_done: u64,
-    /// Pages in all.
-    pub pages_total: u64,
-}
-
-impl Progress {
-    /// Sets the figures.
-    pub fn set(&self, done: u64, total: u64) {
-        self.done.store(done, Ordering::Relaxed);
-        self.total.store(total, Ordering::Relaxed);
-    }
-
-    /// Reads the figures.
-    pub fn view(&self) -> ProgressView {
-        ProgressView {
-            pages_done: self.done.load(Ordering::Relaxed),
-            pages_total: self.total.load(Ordering::Relaxed),
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Policy => "policy",
         }
     }
 }
 
-/// Runs `action` on `m` (which the caller has claimed), counts it in the fleet's metrics and
-/// logs it.
-pub fn execute(
-    events: &dyn Events,
-    m: &Monitor,
-    action: &Action,
-    trigger: Trigger,
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<Value, ActionError> {
-    let start = Instant::now();
-    let result = run(m, action, progress, cancel);
-    let seconds = start.elapsed().as_secs_f64();
-    let mode = match action {
-        Action::Checkpoint(mode) => Some(mode.as_str()),
-        _ => None,
-    };
-    // A dry run changes nothing and is not counted as a recovery; a request refused before
-    // the action started (bad input, unknown backup) is not an action either.
-    let refused_upfront = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::InvalidInput | ErrorKind::NotFound));
-    if *action != Action::Recover(true) && !refused_upfront {
-        let ok = result.is_ok()
-            && !matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)));
-        events.action(&m.config.name, action.name(), mode, ok, seconds);
-    }
-    let db = &m.config.name;
-    match &result {
-        Ok(_) => {
-            info!(database = %db, action = action.name(), mode, ?trigger, duration_seconds = seconds, "action done")
-        }
-        Err(e) => {
-            warn!(database = %db, action = action.name(), mode, ?trigger, duration_seconds = seconds, error = %e, "action failed")
-        }
-    }
-    result
+/// A database claimed for an action: until it is dropped, no other action runs on that
+/// database file.
+pub struct Claim {
+    guard: ActionGuard,
+    action: Action,
 }
 
-fn run(
-    m: &Monitor,
-    action: &Action,
-    progress: &Progress,
-    cancel: &AtomicBool,
-) -> Result<Value, ActionError> {
-    let cfg = &m.config;
-    let a = &cfg.settings.actions;
-    match action {
-        Action::Checkpoint(mode) => {
-            let wait = if *mode == checkpoint::Mode::Passive {
-                a.busy_timeout.0
-            } else {
-                a.checkpoint_timeout.0
-            };
-            let report = checkpoint::run(&cfg.path, *mode, wait).map_err(checkpoint_error)?;
-            Ok(json!(report))
+/// Claims `m` for `action`; a database already running an action answers [`ErrorKind::Busy`].
+pub fn claim(m: &Arc<Monitor>, action: Action) -> Result<Claim, ActionError> {
+    let guard = m.begin_action(action.name()).map_err(|running| {
+        ActionError::new(
+            ErrorKind::Busy,
+            format!(
+                "{running} already running on {}; one action at a time",
+                m.config.name
+            ),
+        )
+        .with_detail(json!({ "running": running }))
+    })?;
+    Ok(Claim { guard, action })
+}
+
+impl Claim {
+    /// The action claimed for.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+
+    /// The claimed database.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        self.guard.monitor()
+    }
+
+    /// Runs the claimed action; see [`Claim::execute`].
+    pub fn run(
+        &self,
+        events: &dyn Events,
+        trigger: Trigger,
+        progress: &ProgressCell,
+        cancel: &AtomicBool,
+    ) -> Result<Outcome, ActionError> {
+        self.execute(&self.action, events, trigger, progress, cancel)
+    }
+
+    /// Runs `action` on the claimed database (the claimed one, or a fallback such as a PASSIVE
+    /// checkpoint after a busy TRUNCATE), reports it to `events`, and logs it. A panic inside
+    /// the action becomes an internal error, so every caller gets an answer.
+    pub fn execute(
+        &self,
+        action: &Action,
+        events: &dyn Events,
+        trigger: Trigger,
+        progress: &ProgressCell,
+        cancel: &AtomicBool,
+    ) -> Result<Outcome, ActionError> {
+        let m = self.guard.monitor();
+        let ctx = Context {
+            monitor: m,
+            progress,
+            cancel,
+        };
+        let request = action.request();
+        let start = Instant::now();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            request.validate()?;
+            request.perform(&ctx)
+        }))
+        .unwrap_or_else(|_| {
+            Err(ActionError::new(
+                ErrorKind::Internal,
+                "the action panicked; see the exporter's log",
+            ))
+        });
+        let seconds = start.elapsed().as_secs_f64();
+        let mode = request.mode();
+        let upfront = matches!(&result, Err(e) if e.refused_upfront());
+        if request.counted() && !upfront {
+            let ok = matches!(&result, Ok(o) if !o.busy());
+            events.action(&m.config.name, action.name(), mode, ok, seconds);
         }
-        Action::Vacuum => {
-            let report = vacuum::run(&cfg.path, a.vacuum_disk_margin.0, a.busy_timeout.0)
-                .map_err(vacuum_error)?;
-            Ok(json!(report))
-        }
-        Action::IntegrityCheck(mode) => {
-            let outcome = crate::fleet::background::run_integrity(m, *mode, cancel);
-            match outcome {
-                IntegrityOutcome::Interrupted { .. } | IntegrityOutcome::Failed(_) => {
-                    let why = m
-                        .checks()
-                        .integrity_incomplete
-                        .unwrap_or_else(|| "integrity check did not complete".into());
-                    Err(ActionError::new(ErrorKind::Internal, why))
-                }
-                IntegrityOutcome::Completed(_) => Ok(json!(m.checks().integrity)),
+        let (db, trigger) = (&m.config.name, trigger.as_str());
+        match &result {
+            Ok(_) => {
+                info!(database = %db, action = action.name(), mode, trigger, duration_seconds = seconds, "action done")
+            }
+            Err(e) => {
+                warn!(database = %db, action = action.name(), mode, trigger, duration_seconds = seconds, error = %e, "action failed")
             }
         }
-        Action::Backup(label) => {
-            let opts = backup_options(&cfg.settings);
-            let mut report = |p: backup::Progress| progress.set(p.pages_done, p.pages_total);
-            let info = backup::create(
-                &cfg.name,
-                &cfg.path,
-                &opts,
-                label.as_deref(),
-                &mut report,
-                cancel,
-            )
-            .map_err(backup_error)?;
-            m.refresh_backups();
-            Ok(json!(info))
-        }
-        Action::Restore(name) => {
-            let opts = backup_options(&cfg.settings);
-            let mut report = |p: backup::Progress| progress.set(p.pages_done, p.pages_total);
-            let r = restore::restore(&cfg.name, &cfg.path, &opts, name, true, &mut report, cancel)
-                .map_err(restore_error)?;
-            m.refresh_backups();
-            Ok(json!(r))
-        }
-        Action::Recover(dry_run) => {
-            let report = recover::run(m, *dry_run, progress, cancel);
-            m.refresh_backups();
-            match report.success {
-                true => Ok(json!(report)),
-                false => Err(
-                    ActionError::new(ErrorKind::Internal, report.errors.join("; "))
-                        .with_detail(json!(report)),
-                ),
-            }
-        }
+        result
     }
 }
 
@@ -289,56 +372,10 @@ pub fn backup_options(s: &Settings) -> BackupOptions {
 }
 
 /// The backups of `m`, newest first.
-pub fn list_backups(m: &Monitor) -> Result<Vec<backup::BackupInfo>, ActionError> {
+pub fn list_backups(m: &Monitor) -> Result<Vec<BackupInfo>, ActionError> {
     let dir = &m.config.settings.backup.dir;
     if !dir.exists() {
         return Ok(Vec::new());
     }
-    backup::list(&m.config.name, dir).map_err(backup_error)
-}
-
-fn backup_error(e: backup::BackupError) -> ActionError {
-    ActionError::new(e.kind(), e.to_string())
-}
-
-fn restore_error(e: restore::RestoreError) -> ActionError {
-    ActionError::new(e.kind(), e.to_string())
-}
-
-fn checkpoint_error(e: CheckpointError) -> ActionError {
-    let kind = match &e {
-        CheckpointError::Open(o) => open_kind(o),
-        CheckpointError::NotWal(_) => ErrorKind::InvalidInput,
-        CheckpointError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
-        CheckpointError::Sqlite(_) => ErrorKind::Internal,
-    };
-    ActionError::new(kind, e.to_string())
-}
-
-fn vacuum_error(e: VacuumError) -> ActionError {
-    let kind = match &e {
-        VacuumError::Open(o) => open_kind(o),
-        VacuumError::NotEnoughSpace { .. } => ErrorKind::Refused,
-        VacuumError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
-        VacuumError::Statvfs(_) | VacuumError::Sqlite(_) => ErrorKind::Internal,
-    };
-    ActionError::new(kind, e.to_string())
-}
-
-/// The kind of an open failure: a missing file is 404, a lock 503, a damaged file 422.
-pub fn open_kind(e: &crate::sqlite::connection::OpenError) -> ErrorKind {
-    use crate::sqlite::connection::OpenError as O;
-    match e {
-        O::Missing => ErrorKind::NotFound,
-        O::Locked => ErrorKind::Locked,
-        O::NotADatabase | O::Corrupt(_) | O::Empty | O::Directory => ErrorKind::Refused,
-        O::PermissionDenied | O::Other(_) => ErrorKind::Internal,
-    }
-}
-
-fn is_locked(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
+    backup::list(&m.config.name, dir).map_err(|e| ActionError::new(e.kind(), e.to_string()))
 }

@@ -21,10 +21,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::actions::checkpoint;
-use crate::actions::{self, Action, ActionError, Progress, Trigger};
+use crate::actions::{backup, checkpoint, recover, vacuum};
+use crate::actions::{Action, ActionError, Claim, Outcome, ProgressCell, Trigger};
 use crate::fleet::events::Events;
 use crate::fleet::monitor::Monitor;
 
@@ -115,14 +113,14 @@ impl Policies {
     pub fn run(
         &self,
         events: &dyn Events,
-        m: &Monitor,
+        claim: &Claim,
         policy: Policy,
-        action: Action,
         reason: &str,
         cancel: &AtomicBool,
-    ) -> Result<Value, ActionError> {
-        let result = run(events, m, policy, action, reason, cancel);
-        let ok = matches!(&result, Ok(v) if v.get("busy") != Some(&Value::Bool(true)));
+    ) -> Result<Outcome, ActionError> {
+        let m = claim.monitor();
+        let result = run(events, claim, policy, reason, cancel);
+        let ok = matches!(&result, Ok(o) if !o.busy());
         let mut states = self.state(&m.config.name);
         if let Some(state) = states.get_mut(&m.config.name) {
             state.record(policy, ok, Instant::now());
@@ -154,7 +152,11 @@ fn due(m: &Monitor, state: &mut PolicyState, now: Instant) -> Option<(Policy, Ac
                     "integrity check failed: {}",
                     i.messages.first().cloned().unwrap_or_default()
                 );
-                return Some((Policy::Recover, Action::Recover(false), why));
+                return Some((
+                    Policy::Recover,
+                    Action::Recover(recover::Request { dry_run: false }),
+                    why,
+                ));
             }
         }
     }
@@ -168,7 +170,7 @@ fn due(m: &Monitor, state: &mut PolicyState, now: Instant) -> Option<(Policy, Ac
             );
             return Some((
                 Policy::Checkpoint,
-                Action::Checkpoint(checkpoint::Mode::Truncate),
+                Action::Checkpoint(checkpoint::Request::new(checkpoint::Mode::Truncate)),
                 why,
             ));
         }
@@ -182,7 +184,9 @@ fn due(m: &Monitor, state: &mut PolicyState, now: Instant) -> Option<(Policy, Ac
             if stale {
                 return Some((
                     Policy::Backup,
-                    Action::Backup(Some("scheduled".into())),
+                    Action::Backup(backup::Request {
+                        label: Some("scheduled".into()),
+                    }),
                     "newest verified backup is older than backup.interval".into(),
                 ));
             }
@@ -200,7 +204,7 @@ fn due(m: &Monitor, state: &mut PolicyState, now: Instant) -> Option<(Policy, Ac
                     u * 100.0,
                     s.thresholds.min_utilization * 100.0
                 );
-                return Some((Policy::Vacuum, Action::Vacuum, why));
+                return Some((Policy::Vacuum, Action::Vacuum(vacuum::Request {}), why));
             }
         }
     }
@@ -216,24 +220,24 @@ fn utilization(m: &Monitor) -> Option<f64> {
     crate::sqlite::sql::utilization_of(&conn).ok()?
 }
 
-/// Runs a policy's action on `m`, falling back to a PASSIVE checkpoint when TRUNCATE is busy.
+/// Runs a policy's claimed action, falling back to a PASSIVE checkpoint when TRUNCATE is busy.
 fn run(
     events: &dyn Events,
-    m: &Monitor,
+    claim: &Claim,
     policy: Policy,
-    action: Action,
     reason: &str,
     cancel: &AtomicBool,
-) -> Result<Value, ActionError> {
-    tracing::info!(database = %m.config.name, action = action.name(), reason, "policy action");
-    let progress = Progress::default();
-    let exec = |a: &Action| actions::execute(events, m, a, Trigger::Policy, &progress, cancel);
-    let mut result = exec(&action);
-    if policy == Policy::Checkpoint
-        && matches!(&result, Ok(v) if v.get("busy") == Some(&Value::Bool(true)))
-    {
+) -> Result<Outcome, ActionError> {
+    let m = claim.monitor();
+    tracing::info!(database = %m.config.name, action = claim.action().name(), reason, "policy action");
+    let progress = ProgressCell::default();
+    let exec = |a: &Action| claim.execute(a, events, Trigger::Policy, &progress, cancel);
+    let mut result = exec(claim.action());
+    if policy == Policy::Checkpoint && matches!(&result, Ok(o) if o.busy()) {
         tracing::info!(database = %m.config.name, "TRUNCATE checkpoint busy; falling back to PASSIVE");
-        result = exec(&Action::Checkpoint(checkpoint::Mode::Passive));
+        result = exec(&Action::Checkpoint(checkpoint::Request::new(
+            checkpoint::Mode::Passive,
+        )));
     }
     result
 }

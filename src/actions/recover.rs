@@ -32,12 +32,17 @@ use crate::actions::backup::{self, BackupInfo};
 use crate::actions::checkpoint;
 use crate::actions::restore;
 use crate::actions::vacuum;
-use crate::actions::{backup_options, Progress};
+use crate::actions::{backup_options, ProgressCell};
 use crate::checks::integrity::{IntegrityOutcome, Mode};
+use crate::collect::series::Counter;
 use crate::fleet::background;
 use crate::fleet::monitor::Monitor;
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::BACKGROUND_BUSY_TIMEOUT;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actions::{ActionError, Context, ErrorKind, Outcome, Perform};
 
 /// What a recovery did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -65,7 +70,12 @@ pub struct RecoveryReport {
 }
 
 /// Runs the recovery sequence on `m` (which the caller has claimed).
-pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool) -> RecoveryReport {
+pub fn run(
+    m: &Monitor,
+    dry_run: bool,
+    progress: &ProgressCell,
+    cancel: &AtomicBool,
+) -> RecoveryReport {
     let start = Instant::now();
     let mut r = RecoveryReport {
         dry_run,
@@ -151,7 +161,7 @@ pub fn run(m: &Monitor, dry_run: bool, progress: &Progress, cancel: &AtomicBool)
                 .push("no backup verifies; the corrupt database was left in place".into());
             return finish(r, start);
         };
-        let mut report = |p: backup::Progress| progress.set(p.pages_done, p.pages_total);
+        let mut report = |p| progress.set(p);
         // The backup API needs a destination SQLite can open; a file whose header is gone is
         // rewritten in place instead.
         let restored = match usable_destination(&cfg.path) {
@@ -372,4 +382,46 @@ fn usable_destination(db: &Path) -> Result<(), OpenError> {
 fn utilization(db: &Path) -> Result<Option<f64>, OpenError> {
     let conn = connection::open_read_only(db, BACKGROUND_BUSY_TIMEOUT)?;
     Ok(crate::sqlite::sql::utilization_of(&conn)?)
+}
+
+/// Runs and failures of this action in `/metrics`.
+pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
+    &Counter {
+        name: "sqlite_recoveries_total",
+        help: "Recoveries run (manual or by policy; a dry run is not counted).",
+        labels: &["database"],
+    },
+    &Counter {
+        name: "sqlite_recovery_failures_total",
+        help: "Recoveries that failed.",
+        labels: &["database"],
+    },
+));
+
+/// A recovery request: `{"dry_run": true}` or `recover --dry-run`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Report the plan; change nothing.
+    #[arg(long)]
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl Perform for Request {
+    fn counted(&self) -> bool {
+        !self.dry_run
+    }
+
+    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+        let report = run(ctx.monitor, self.dry_run, ctx.progress, ctx.cancel);
+        ctx.monitor.refresh_backups();
+        if report.success {
+            return Ok(Outcome::Recovery(report));
+        }
+        Err(
+            ActionError::new(ErrorKind::Internal, report.errors.join("; "))
+                .with_detail(json!(report)),
+        )
+    }
 }

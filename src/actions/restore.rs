@@ -33,6 +33,10 @@ use crate::actions::backup::{
 use crate::actions::ErrorKind;
 use crate::backup_dir::TempFile;
 use crate::sqlite::connection::{self, OpenError};
+use serde::Deserialize;
+
+use crate::actions::{backup_options, ActionError, Context, Outcome, Perform};
+use crate::collect::series::Counter;
 
 /// Label of the backup of the current database taken before a restore.
 pub const PRE_RESTORE_LABEL: &str = "pre-restore";
@@ -237,6 +241,20 @@ fn read_header(path: &Path) -> Result<Header, BackupError> {
     })
 }
 
+/// Runs and failures of this action in `/metrics`.
+pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
+    &Counter {
+        name: "sqlite_restores_total",
+        help: "Restores run (manual or by policy; a dry run is not counted).",
+        labels: &["database"],
+    },
+    &Counter {
+        name: "sqlite_restore_failures_total",
+        help: "Restores that failed.",
+        labels: &["database"],
+    },
+));
+
 /// A temp copy of the backup content in rollback-journal mode with `page_size`, checked again.
 fn rewrite_copy(
     content: &Path,
@@ -269,4 +287,56 @@ fn rewrite_copy(
         });
     }
     Ok(temp)
+}
+
+/// A restore request: `{"backup": "<file name>"}` or `restore DATABASE BACKUP`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// File name of the backup, as `backups` lists it.
+    #[arg(value_name = "BACKUP", required = true)]
+    pub backup: Option<String>,
+}
+
+impl Request {
+    /// A restore of the backup file `name`.
+    pub fn new(name: &str) -> Self {
+        Request {
+            backup: Some(name.to_string()),
+        }
+    }
+
+    fn name(&self) -> Result<&str, ActionError> {
+        self.backup.as_deref().ok_or_else(|| {
+            ActionError::new(
+                ErrorKind::InvalidInput,
+                "expected {\"backup\": \"<file name from the backup list>\"}",
+            )
+        })
+    }
+}
+
+impl Perform for Request {
+    fn validate(&self) -> Result<(), ActionError> {
+        self.name().map(|_| ())
+    }
+
+    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+        let m = ctx.monitor;
+        let cfg = &m.config;
+        let opts = backup_options(&cfg.settings);
+        let mut report = |p| ctx.progress.set(p);
+        let r = restore(
+            &cfg.name,
+            &cfg.path,
+            &opts,
+            self.name()?,
+            true,
+            &mut report,
+            ctx.cancel,
+        )
+        .map_err(|e| ActionError::new(e.kind(), e.to_string()));
+        m.refresh_backups();
+        r.map(Outcome::Restore)
+    }
 }

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::sqlite::connection::{self, OpenError};
+use serde::Deserialize;
+
+use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Outcome, Perform};
+use crate::collect::series::Counter;
 
 /// What a VACUUM did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +121,43 @@ pub fn run(path: &Path, margin: u64, busy_timeout: Duration) -> Result<VacuumRep
         free_disk_bytes: free,
         duration_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Runs and failures of this action in `/metrics`.
+pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
+    &Counter {
+        name: "sqlite_vacuums_total",
+        help: "VACUUMs run (manual or by policy; a dry run is not counted).",
+        labels: &["database"],
+    },
+    &Counter {
+        name: "sqlite_vacuum_failures_total",
+        help: "VACUUMs that failed.",
+        labels: &["database"],
+    },
+));
+
+/// A VACUUM request; it takes no parameters (an empty body or `{}`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Request {}
+
+impl Perform for Request {
+    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+        let cfg = &ctx.monitor.config;
+        let a = &cfg.settings.actions;
+        run(&cfg.path, a.vacuum_disk_margin.0, a.busy_timeout.0)
+            .map(Outcome::Vacuum)
+            .map_err(|e| {
+                let kind = match &e {
+                    VacuumError::Open(o) => open_kind(o),
+                    VacuumError::NotEnoughSpace { .. } => ErrorKind::Refused,
+                    VacuumError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
+                    VacuumError::Statvfs(_) | VacuumError::Sqlite(_) => ErrorKind::Internal,
+                };
+                ActionError::new(kind, e.to_string())
+            })
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::checks::dbstat::TableStats;
 use crate::checks::integrity::{IntegrityOutcome, IntegrityReport, Mode};
 use crate::checks::migrations::MigrationStats;
+use crate::collect::series::{flag, Gauge, Series};
 use crate::sqlite::connection::OpenError;
 
 /// The last completed integrity check.
@@ -226,5 +227,135 @@ impl Checks {
         self.integrity
             .as_ref()
             .and_then(|i| i.foreign_key_violations)
+    }
+}
+
+const DB: &[&str] = &["database"];
+const TABLE: &[&str] = &["database", "table"];
+
+/// `sqlite_integrity_check_success`.
+pub const INTEGRITY_SUCCESS: Gauge = Gauge {
+    name: "sqlite_integrity_check_success",
+    help:
+        "1 if the last integrity check found no problems (cached from the last background check).",
+    labels: DB,
+};
+/// `sqlite_integrity_check_errors`.
+pub const INTEGRITY_ERRORS: Gauge = Gauge {
+    name: "sqlite_integrity_check_errors",
+    help: "Problem rows reported by the last integrity check, capped at 100 (cached from the last background check).",
+    labels: DB,
+};
+/// `sqlite_integrity_check_last_run_timestamp_seconds`.
+pub const INTEGRITY_LAST_RUN: Gauge = Gauge {
+    name: "sqlite_integrity_check_last_run_timestamp_seconds",
+    help: "Unix time the last completed integrity check finished (cached from the last background check).",
+    labels: DB,
+};
+/// `sqlite_integrity_check_duration_seconds`.
+pub const INTEGRITY_DURATION: Gauge = Gauge {
+    name: "sqlite_integrity_check_duration_seconds",
+    help: "Duration of the last completed integrity check (cached from the last background check).",
+    labels: DB,
+};
+/// `sqlite_foreign_key_violations`.
+pub const FOREIGN_KEYS: Gauge = Gauge {
+    name: "sqlite_foreign_key_violations",
+    help: "Rows reported by PRAGMA foreign_key_check (cached from the last background check).",
+    labels: DB,
+};
+/// `sqlite_unused_bytes` (collector `dbstat`).
+pub const UNUSED: Gauge = Gauge {
+    name: "sqlite_unused_bytes",
+    help: "Free bytes inside pages, SELECT sum(unused) FROM dbstat (cached from the last background dbstat scan).",
+    labels: DB,
+};
+/// `sqlite_table_rows` (collector `tables`).
+pub const TABLE_ROWS: Gauge = Gauge {
+    name: "sqlite_table_rows",
+    help: "Rows in the table, count(*) (cached from the last background tables scan).",
+    labels: TABLE,
+};
+/// `sqlite_table_size_bytes` (collector `tables`).
+pub const TABLE_SIZE: Gauge = Gauge {
+    name: "sqlite_table_size_bytes",
+    help: "Bytes of the table's b-tree pages, from dbstat (cached from the last background tables scan).",
+    labels: TABLE,
+};
+/// `sqlite_migrations_applied`.
+pub const MIGRATIONS_APPLIED: Gauge = Gauge {
+    name: "sqlite_migrations_applied",
+    help: "Applied migrations in the migrations table (cached from the last background read).",
+    labels: DB,
+};
+/// `sqlite_migrations_failed`.
+pub const MIGRATIONS_FAILED: Gauge = Gauge {
+    name: "sqlite_migrations_failed",
+    help: "Migrations recorded as failed in the migrations table (cached from the last background read).",
+    labels: DB,
+};
+/// `sqlite_migration_last_applied_timestamp_seconds`.
+pub const MIGRATION_LAST: Gauge = Gauge {
+    name: "sqlite_migration_last_applied_timestamp_seconds",
+    help: "Unix time of the newest applied migration (cached from the last background read).",
+    labels: DB,
+};
+/// `sqlite_backup_last_success_timestamp_seconds`.
+pub const BACKUP_LAST: Gauge = Gauge {
+    name: "sqlite_backup_last_success_timestamp_seconds",
+    help: "Unix time of the newest verified backup in the backup directory, made by the exporter or found there (cached from the last scan).",
+    labels: DB,
+};
+/// `sqlite_backup_last_size_bytes`.
+pub const BACKUP_SIZE: Gauge = Gauge {
+    name: "sqlite_backup_last_size_bytes",
+    help: "Size of the newest verified backup (cached from the last scan).",
+    labels: DB,
+};
+/// `sqlite_backups`.
+pub const BACKUPS: Gauge = Gauge {
+    name: "sqlite_backups",
+    help: "Backups retained in the backup directory (cached from the last scan).",
+    labels: DB,
+};
+
+impl Checks {
+    /// Writes the series of every cached result (nothing for a check that has not run).
+    pub fn series(&self, database: &str, out: &mut dyn Series) {
+        let mut one = |g: &'static Gauge, x: f64| out.set(g, &[database], x);
+        if let Some(i) = &self.integrity {
+            one(&INTEGRITY_SUCCESS, flag(i.ok));
+            one(&INTEGRITY_ERRORS, i.errors as f64);
+            one(&INTEGRITY_LAST_RUN, i.finished_at);
+            one(&INTEGRITY_DURATION, i.duration_seconds);
+            if let Some(n) = i.foreign_key_violations {
+                one(&FOREIGN_KEYS, n as f64);
+            }
+        }
+        if let Some(n) = self.unused_bytes {
+            one(&UNUSED, n as f64);
+        }
+        if let Some(b) = &self.backups {
+            one(&BACKUPS, b.count as f64);
+            if let Some(t) = b.newest_created_at {
+                one(&BACKUP_LAST, t);
+            }
+            if let Some(n) = b.newest_size_bytes {
+                one(&BACKUP_SIZE, n as f64);
+            }
+        }
+        if let Some(m) = &self.migrations {
+            one(&MIGRATIONS_APPLIED, m.applied as f64);
+            if let Some(f) = m.failed {
+                one(&MIGRATIONS_FAILED, f as f64);
+            }
+            if let Some(t) = m.last_applied {
+                one(&MIGRATION_LAST, t);
+            }
+        }
+        for t in self.tables.iter().flatten() {
+            out.set(&TABLE_ROWS, &[database, &t.table], t.rows as f64);
+            out.set(&TABLE_SIZE, &[database, &t.table], t.size_bytes as f64);
+        }
     }
 }

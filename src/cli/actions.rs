@@ -1,4 +1,5 @@
-//! The action subcommands (`checkpoint`, `backup`, `backups`, `restore`, `recover`, `vacuum`):
+//! The action subcommands (`checkpoint`, `backup`, `backups`, `restore`, `recover`, `vacuum`,
+//! `integrity-check`):
 //! the same engine as the control API, on a local database, with a progress bar when stdout is
 //! a terminal. Results are JSON on stdout; exit 0 on success, 1 when the action failed or was
 //! refused (a checkpoint that stayed busy included), 2 for a bad request.
@@ -12,84 +13,77 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 use serde_json::Value;
 
-use crate::actions::{self, Action, ErrorKind, Progress, Trigger};
+use crate::actions::{self, ActionError, ErrorKind, Outcome, ProgressCell, Trigger};
 use crate::cli::{Command, Target};
 use crate::config::{Config, DatabaseConfig};
 use crate::fleet::events::NoEvents;
 use crate::fleet::monitor::Monitor;
 
-/// Runs an action subcommand; returns the exit code.
+/// Runs an action subcommand (or `backups`); returns the exit code.
 pub fn run(command: &Command, config_file: Option<&PathBuf>) -> anyhow::Result<i32> {
     let (target, action) = match command {
         Command::Check(_) => bail!("check is not an action"),
-        Command::Checkpoint { target, mode } => (
-            target,
-            Action::Checkpoint(mode.parse().map_err(|e: String| anyhow!(e))?),
-        ),
-        Command::Backup { target, label } => (target, Action::Backup(label.clone())),
-        Command::Restore { target, backup } => (target, Action::Restore(backup.clone())),
-        Command::Recover { target, dry_run } => (target, Action::Recover(*dry_run)),
-        Command::Vacuum { target } => (target, Action::Vacuum),
         Command::Backups { target } => {
             let m = monitor(target, config_file)?;
             let list = actions::list_backups(&m).map_err(|e| anyhow!(e.error))?;
             println!("{}", serde_json::to_string_pretty(&list)?);
             return Ok(0);
         }
+        Command::Action { target, action } => (target, action.clone()),
     };
     let m = monitor(target, config_file)?;
-    let guard = m
-        .begin_action(action.name())
-        .map_err(|running| anyhow!("{running} already running"))?;
-    let progress = Arc::new(Progress::default());
+    let claim = match actions::claim(&m, action) {
+        Ok(c) => c,
+        Err(e) => return report(Err(e)),
+    };
+    let progress = Arc::new(ProgressCell::default());
     let bar = std::io::stdout().is_terminal().then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
             indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} pages ({eta})")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        b.set_message(action.name());
+        b.set_message(claim.action().name());
         b
     });
     let worker = {
         let progress = progress.clone();
         std::thread::spawn(move || {
             let cancel = AtomicBool::new(false);
-            actions::execute(
-                &NoEvents,
-                guard.monitor(),
-                &action,
-                Trigger::Manual,
-                &progress,
-                &cancel,
-            )
+            claim.run(&NoEvents, Trigger::Manual, &progress, &cancel)
         })
     };
     while !worker.is_finished() {
         if let Some(b) = &bar {
-            let v = progress.view();
-            b.set_length(v.pages_total);
-            b.set_position(v.pages_done);
+            let p = progress.get();
+            b.set_length(p.pages_total);
+            b.set_position(p.pages_done);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let result = worker.join().map_err(|_| anyhow!("the action panicked"))?;
+    report(worker.join().map_err(|_| anyhow!("the action panicked"))?)
+}
+
+/// Prints an action's result as JSON on stdout and returns the exit code: 0 done, 1 failed,
+/// refused or busy, 2 a bad request (bad parameters, unknown database or backup).
+fn report(result: Result<Outcome, ActionError>) -> anyhow::Result<i32> {
     match result {
-        Ok(v) => {
+        Ok(outcome) => {
+            let v = outcome.to_json();
             println!("{}", serde_json::to_string_pretty(&v)?);
-            let busy = v.get("busy") == Some(&Value::Bool(true));
-            if busy {
+            if outcome.busy() {
                 eprintln!(
                     "{}",
                     v.get("message")
                         .and_then(Value::as_str)
                         .unwrap_or("checkpoint busy")
                 );
+                return Ok(1);
             }
-            Ok(if busy { 1 } else { 0 })
+            Ok(0)
         }
         Err(e) => {
             println!("{}", serde_json::to_string_pretty(&e)?);

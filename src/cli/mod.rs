@@ -11,7 +11,9 @@ pub mod serve;
 
 use std::path::PathBuf;
 
-use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::actions::{Action, ACTIONS};
 
 use crate::collect::{CollectorSet, REGISTRY};
 
@@ -84,53 +86,81 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Subcommands.
-#[derive(Debug, Subcommand)]
+/// Subcommands: `check`, `backups`, and one per action (its control API route), each made
+/// from the action's own request type so the CLI and the API take the same parameters.
+#[derive(Debug)]
 pub enum Command {
     /// Health report for each database; exit 0 healthy, 1 warning, 2 critical, 3 unknown.
     Check(CheckArgs),
-    /// Checkpoint the WAL (passive, full, restart or truncate).
-    Checkpoint {
-        #[command(flatten)]
-        target: Target,
-        /// Checkpoint mode.
-        #[arg(long, default_value = "passive")]
-        mode: String,
-    },
-    /// Take a verified online backup.
-    Backup {
-        #[command(flatten)]
-        target: Target,
-        /// Label appended to the backup's file name.
-        #[arg(long)]
-        label: Option<String>,
-    },
     /// List backups, newest first.
     Backups {
-        #[command(flatten)]
+        /// The database.
         target: Target,
     },
-    /// Restore a backup (a file name from `backups`) into the live database.
-    Restore {
-        #[command(flatten)]
+    /// An action on one database.
+    Action {
+        /// The database.
         target: Target,
-        /// File name of the backup, as `backups` lists it.
-        #[arg(value_name = "BACKUP")]
-        backup: String,
+        /// The action and its parameters.
+        action: Action,
     },
-    /// Run the recovery sequence: check, quarantine and restore if corrupt, checkpoint, VACUUM.
-    Recover {
-        #[command(flatten)]
-        target: Target,
-        /// Report the plan; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// VACUUM after checking free disk space.
-    Vacuum {
-        #[command(flatten)]
-        target: Target,
-    },
+}
+
+const CHECK_ABOUT: &str =
+    "Health report for each database; exit 0 healthy, 1 warning, 2 critical, 3 unknown.";
+const BACKUPS_ABOUT: &str = "List backups, newest first.";
+
+impl FromArgMatches for Command {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, sub)) = m.subcommand() else {
+            return Err(clap::Error::new(clap::error::ErrorKind::MissingSubcommand));
+        };
+        match name {
+            "check" => Ok(Command::Check(CheckArgs::from_arg_matches(sub)?)),
+            "backups" => Ok(Command::Backups {
+                target: Target::from_arg_matches(sub)?,
+            }),
+            route => match Action::from_subcommand(route, sub) {
+                Some(action) => Ok(Command::Action {
+                    target: Target::from_arg_matches(sub)?,
+                    action: action?,
+                }),
+                None => Err(clap::Error::raw(
+                    clap::error::ErrorKind::InvalidSubcommand,
+                    format!("unknown subcommand {route:?}"),
+                )),
+            },
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for Command {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        let check = CheckArgs::augment_args(clap::Command::new("check").about(CHECK_ABOUT));
+        let backups = Target::augment_args(clap::Command::new("backups").about(BACKUPS_ABOUT));
+        let mut cmd = cmd.subcommand(check);
+        for spec in ACTIONS {
+            let sub = clap::Command::new(spec.route).about(spec.about);
+            cmd = cmd.subcommand((spec.args)(Target::augment_args(sub)));
+            if spec.route == "backup" {
+                cmd = cmd.subcommand(backups.clone());
+            }
+        }
+        cmd
+    }
+
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        matches!(name, "check" | "backups") || ACTIONS.iter().any(|s| s.route == name)
+    }
 }
 
 /// The database an action subcommand works on.

@@ -2,7 +2,22 @@
 
 use crate::sqlite::sql::pragma;
 
-use super::{CollectError, Collector, DatabaseInfo, Scrape};
+use super::series::{Gauge, Series};
+use super::{CollectError, Collector, Database, DatabaseInfo, Facts, Scrape};
+
+/// `sqlite_database_info`.
+pub const INFO: Gauge = Gauge {
+    name: "sqlite_database_info",
+    help: "Static facts about the database; always 1.",
+    labels: &[
+        "database",
+        "path",
+        "journal_mode",
+        "auto_vacuum",
+        "encoding",
+        "sqlite_version",
+    ],
+};
 
 /// Collects journal mode, auto_vacuum, encoding and the SQLite version.
 pub struct Info;
@@ -26,5 +41,19 @@ impl Collector for Info {
             sqlite_version: rusqlite::version().to_string(),
         });
         Ok(())
+    }
+
+    fn series(&self, db: &Database<'_>, facts: &Facts, out: &mut dyn Series) {
+        let Some(i) = &facts.info else { return };
+        let path = db.path.to_string_lossy();
+        let labels = [
+            db.name,
+            &path,
+            &i.journal_mode,
+            &i.auto_vacuum,
+            &i.encoding,
+            &i.sqlite_version,
+        ];
+        out.set(&INFO, &labels, 1.0);
     }
 }

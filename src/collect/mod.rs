@@ -8,11 +8,12 @@
 //! live in one place.
 
 mod info;
-mod query;
+pub mod query;
 mod schema;
+pub mod series;
 mod size;
 mod wal;
-mod write;
+pub mod write;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::Settings;
+use series::Series;
 
 /// Why a collector could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,16 @@ pub trait Collector: Send + Sync {
     fn name(&self) -> &'static str;
     /// Reads its facts for one database.
     fn update(&self, scrape: &mut Scrape<'_>) -> Result<(), CollectError>;
+    /// Writes the series of the facts it read (nothing for facts it did not read).
+    fn series(&self, db: &Database<'_>, facts: &Facts, out: &mut dyn Series);
+}
+
+/// The database whose series are being rendered.
+pub struct Database<'a> {
+    /// The `database` label.
+    pub name: &'a str,
+    /// Its path (a label of `sqlite_database_info`).
+    pub path: &'a Path,
 }
 
 /// How a registered collector runs.

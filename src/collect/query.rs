@@ -4,7 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CollectError, Collector, Scrape};
+use super::series::{Histogram, Series, LATENCY_BUCKETS};
+use super::{CollectError, Collector, Database, Facts, Scrape};
+
+/// `sqlite_query_duration_seconds`: every read probe's latency.
+pub const QUERY_DURATION: Histogram = Histogram {
+    name: "sqlite_query_duration_seconds",
+    help: "Latency of the read probe (probes.query) at each scrape.",
+    labels: &["database"],
+    buckets: LATENCY_BUCKETS,
+};
 
 /// Times `probes.query`.
 pub struct Query;
@@ -30,6 +39,9 @@ impl Collector for Query {
         result?;
         Ok(())
     }
+
+    /// Its latency accumulates in [`QUERY_DURATION`], recorded by the fleet's event sink.
+    fn series(&self, _: &Database<'_>, _: &Facts, _: &mut dyn Series) {}
 }
 
 /// The longest a read probe may run.

@@ -2,7 +2,21 @@
 
 use crate::sqlite::sql::pragma;
 
-use super::{CollectError, Collector, SchemaObjects, Scrape};
+use super::series::{Gauge, Series};
+use super::{CollectError, Collector, Database, Facts, SchemaObjects, Scrape};
+
+/// `sqlite_schema_version`: PRAGMA user_version.
+pub const USER_VERSION: Gauge = Gauge {
+    name: "sqlite_schema_version",
+    help: "PRAGMA user_version.",
+    labels: &["database"],
+};
+/// `sqlite_schema_objects{type}`.
+pub const OBJECTS: Gauge = Gauge {
+    name: "sqlite_schema_objects",
+    help: "Objects in sqlite_schema by type.",
+    labels: &["database", "type"],
+};
 
 /// Collects the schema version and object counts.
 pub struct Schema;
@@ -31,5 +45,22 @@ impl Collector for Schema {
         }
         s.facts.schema.objects = Some(objects);
         Ok(())
+    }
+
+    fn series(&self, db: &Database<'_>, facts: &Facts, out: &mut dyn Series) {
+        let f = &facts.schema;
+        if let Some(v) = f.user_version {
+            out.set(&USER_VERSION, &[db.name], v as f64);
+        }
+        if let Some(o) = f.objects {
+            for (t, count) in [
+                ("table", o.tables),
+                ("index", o.indexes),
+                ("view", o.views),
+                ("trigger", o.triggers),
+            ] {
+                out.set(&OBJECTS, &[db.name, t], count as f64);
+            }
+        }
     }
 }

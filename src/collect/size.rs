@@ -2,7 +2,41 @@
 
 use crate::sqlite::sql::pragma;
 
-use super::{CollectError, Collector, Scrape};
+use super::series::{Gauge, Series};
+use super::{CollectError, Collector, Database, Facts, Scrape};
+
+const DB: &[&str] = &["database"];
+
+/// `sqlite_database_size_bytes`.
+pub const DATABASE_SIZE: Gauge = Gauge {
+    name: "sqlite_database_size_bytes",
+    help: "Size of the main database file.",
+    labels: DB,
+};
+/// `sqlite_page_size_bytes`.
+pub const PAGE_SIZE: Gauge = Gauge {
+    name: "sqlite_page_size_bytes",
+    help: "PRAGMA page_size.",
+    labels: DB,
+};
+/// `sqlite_pages`.
+pub const PAGES: Gauge = Gauge {
+    name: "sqlite_pages",
+    help: "PRAGMA page_count.",
+    labels: DB,
+};
+/// `sqlite_freelist_pages`.
+pub const FREELIST: Gauge = Gauge {
+    name: "sqlite_freelist_pages",
+    help: "PRAGMA freelist_count.",
+    labels: DB,
+};
+/// `sqlite_page_utilization_ratio`.
+pub const UTILIZATION: Gauge = Gauge {
+    name: "sqlite_page_utilization_ratio",
+    help: "(pages - freelist pages) / pages.",
+    labels: DB,
+};
 
 /// Collects the file size, page size, page count and freelist count.
 pub struct Size;
@@ -19,5 +53,21 @@ impl Collector for Size {
         f.pages = Some(pragma::<i64>(s.conn, "page_count")? as u64);
         f.freelist_pages = Some(pragma::<i64>(s.conn, "freelist_count")? as u64);
         Ok(())
+    }
+
+    fn series(&self, db: &Database<'_>, facts: &Facts, out: &mut dyn Series) {
+        let f = &facts.size;
+        let n = |x: Option<u64>| x.map(|x| x as f64);
+        for (gauge, value) in [
+            (&DATABASE_SIZE, n(f.database_bytes)),
+            (&PAGE_SIZE, n(f.page_size_bytes)),
+            (&PAGES, n(f.pages)),
+            (&FREELIST, n(f.freelist_pages)),
+            (&UTILIZATION, f.utilization_ratio()),
+        ] {
+            if let Some(v) = value {
+                out.set(gauge, &[db.name], v);
+            }
+        }
     }
 }

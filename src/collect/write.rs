@@ -11,7 +11,16 @@ use std::time::Instant;
 
 use rusqlite::ErrorCode;
 
-use super::{CollectError, Collector, Scrape};
+use super::series::{Histogram, Series, LATENCY_BUCKETS};
+use super::{CollectError, Collector, Database, Facts, Scrape};
+
+/// `sqlite_write_duration_seconds`: every write probe's latency.
+pub const WRITE_DURATION: Histogram = Histogram {
+    name: "sqlite_write_duration_seconds",
+    help: "Latency of the write probe (probes.write: lock = BEGIN IMMEDIATE…ROLLBACK, table = a committed write to _sqlite_exporter_probe).",
+    labels: &["database"],
+    buckets: LATENCY_BUCKETS,
+};
 use crate::config::WriteProbe;
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::PROBE_BUSY_TIMEOUT;
@@ -76,6 +85,9 @@ impl Collector for Write {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Its latency accumulates in [`WRITE_DURATION`], recorded by the fleet's event sink.
+    fn series(&self, _: &Database<'_>, _: &Facts, _: &mut dyn Series) {}
 }
 
 /// Why a write probe cannot run here, if it cannot: the file or its directory (where SQLite

@@ -119,6 +119,20 @@ pub enum IntegrityMode {
     Full,
 }
 
+impl std::str::FromStr for IntegrityMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick" => Ok(IntegrityMode::Quick),
+            "full" => Ok(IntegrityMode::Full),
+            other => Err(format!(
+                "invalid integrity check mode {other:?}; expected quick or full"
+            )),
+        }
+    }
+}
+
 impl IntegrityMode {
     /// `quick` or `full`, as in the config file, the API and log lines.
     pub fn as_str(self) -> &'static str {

@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::checks::Checks;
+use crate::collect::series::{flag, Gauge, Series};
 use crate::collect::Facts;
 use crate::config::Thresholds;
 use crate::sqlite::connection::OpenError;
@@ -126,10 +127,42 @@ pub struct Assessment {
     pub problems: Vec<String>,
 }
 
+/// `sqlite_health_status{status}`.
+pub const STATUS: Gauge = Gauge {
+    name: "sqlite_health_status",
+    help: "Health status of the database; the current status is 1, the others 0.",
+    labels: &["database", "status"],
+};
+
+/// `sqlite_recommendation{recommendation}`.
+pub const RECOMMENDATION: Gauge = Gauge {
+    name: "sqlite_recommendation",
+    help: "1 while the recommendation is active, else 0.",
+    labels: &["database", "recommendation"],
+};
+
 impl Assessment {
     /// Whether `r` is active.
     pub fn recommends(&self, r: Recommendation) -> bool {
         self.recommendations.iter().any(|a| a.recommendation == r)
+    }
+
+    /// Writes the status series, and the recommendations when the database could be read
+    /// (`up`): recommendations about a file that cannot be read would be made up.
+    pub fn series(&self, database: &str, up: bool, out: &mut dyn Series) {
+        for s in Status::ALL {
+            out.set(&STATUS, &[database, s.as_str()], flag(self.status == s));
+        }
+        if !up {
+            return;
+        }
+        for r in Recommendation::ALL {
+            out.set(
+                &RECOMMENDATION,
+                &[database, r.as_str()],
+                flag(self.recommends(r)),
+            );
+        }
     }
 }
 

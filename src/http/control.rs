@@ -12,14 +12,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth::Tokens;
 use super::AppState;
 use crate::actions::jobs::Jobs;
-use crate::actions::{self, Action, ActionError, ErrorKind, Progress, Trigger};
+use crate::actions::{self, Action, ActionError, ErrorKind, ProgressCell, Trigger};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -215,97 +214,9 @@ async fn backups(
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CheckpointBody {
-    mode: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct BackupBody {
-    label: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RestoreBody {
-    backup: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RecoverBody {
-    #[serde(default)]
-    dry_run: bool,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct VacuumBody {}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct IntegrityBody {
-    mode: Option<crate::checks::integrity::Mode>,
-}
-
-#[derive(Deserialize, Default)]
 struct AsyncQuery {
     #[serde(rename = "async", default)]
     run_async: bool,
-}
-
-fn parse<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid request body: {e}"),
-        )
-    })
-}
-
-fn parse_action(
-    route: &str,
-    body: &Bytes,
-    m: &crate::fleet::monitor::Monitor,
-) -> Result<Action, ApiError> {
-    let bad = |msg: String| -> ApiError { ActionError::new(ErrorKind::InvalidInput, msg).into() };
-    Ok(match route {
-        "checkpoint" => {
-            let b: CheckpointBody = parse(body)?;
-            let mode = b
-                .mode
-                .as_deref()
-                .unwrap_or("passive")
-                .parse()
-                .map_err(bad)?;
-            Action::Checkpoint(mode)
-        }
-        "backup" => Action::Backup(parse::<BackupBody>(body)?.label),
-        "restore" => {
-            let name = parse::<RestoreBody>(body)?.backup;
-            Action::Restore(name.ok_or_else(|| {
-                bad("expected {\"backup\": \"<file name from the backup list>\"}".into())
-            })?)
-        }
-        "recover" => Action::Recover(parse::<RecoverBody>(body)?.dry_run),
-        "vacuum" => {
-            parse::<VacuumBody>(body)?;
-            Action::Vacuum
-        }
-        "integrity-check" => {
-            let mode = parse::<IntegrityBody>(body)?.mode;
-            Action::IntegrityCheck(mode.unwrap_or(m.config.settings.integrity_check.mode))
-        }
-        other => {
-            return Err(
-                ActionError::new(ErrorKind::NotFound, format!("unknown action {other:?}")).into(),
-            )
-        }
-    })
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
@@ -339,40 +250,14 @@ async fn action(
     })?;
     let body = read_body(body).await?;
     let m = s.fleet.monitor(&name).ok_or_else(|| not_found(&name))?;
-    let action = parse_action(&route, &body, &m)?;
-    let guard = m.begin_action(action.name()).map_err(|running| {
-        ActionError::new(
-            ErrorKind::Busy,
-            format!("{running} already running on {name}; one action at a time"),
-        )
-        .with_detail(json!({ "running": running }))
-    })?;
-    let fleet = s.fleet.clone();
+    let claim = actions::claim(&m, Action::from_json(&route, &body)?)?;
+    let events = s.fleet.events.clone();
     let cancel = s.control.cancel.clone();
     if q.run_async {
-        let job = s.control.jobs.start(&name, action.name());
+        let job = s.control.jobs.start(&name, claim.action().name());
         let j = job.clone();
         tokio::task::spawn_blocking(move || {
-            let m = guard.monitor();
-            // A job must end in a state even if the action panics.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                actions::execute(
-                    fleet.events.as_ref(),
-                    m,
-                    &action,
-                    Trigger::Manual,
-                    &j.progress,
-                    &cancel,
-                )
-            }))
-            .unwrap_or_else(|_| {
-                Err(ActionError::new(
-                    ErrorKind::Internal,
-                    "the action panicked; see the exporter's log",
-                ))
-            });
-            j.finish(r);
-            drop(guard);
+            j.finish(claim.run(events.as_ref(), Trigger::Manual, &j.progress, &cancel));
         });
         let view = job.view();
         let mut resp = (StatusCode::ACCEPTED, Json(json!({ "job": view }))).into_response();
@@ -382,21 +267,16 @@ async fn action(
         return Ok(resp);
     }
     let result = tokio::task::spawn_blocking(move || {
-        let progress = Progress::default();
-        let r = actions::execute(
-            fleet.events.as_ref(),
-            guard.monitor(),
-            &action,
+        claim.run(
+            events.as_ref(),
             Trigger::Manual,
-            &progress,
+            &ProgressCell::default(),
             &cancel,
-        );
-        drop(guard);
-        r
+        )
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(result?).into_response())
+    Ok(Json(result?.to_json()).into_response())
 }
 
 async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {

@@ -118,14 +118,13 @@ fn start_policy(
     let Some((policy, action, reason)) = policies.due(m, now) else {
         return;
     };
-    let Ok(guard) = m.begin_action(action.name()) else {
+    let Ok(claim) = crate::actions::claim(m, action) else {
         return;
     };
     let (events, policies, cancel) = (fleet.events.clone(), policies.clone(), cancel.clone());
     let name = format!("auto-{}", m.config.name);
     let spawned = low_priority_thread(&name, move || {
-        let m = guard.monitor();
-        let _ = policies.run(events.as_ref(), m, policy, action, &reason, &cancel);
+        let _ = policies.run(events.as_ref(), &claim, policy, &reason, &cancel);
     });
     if let Err(e) = spawned {
         error!(database = %m.config.name, error = %e, "cannot start a policy thread");

@@ -49,6 +49,7 @@ use verify::classify_failed_copy;
 pub(crate) use verify::{check_file, run_check, verified_content};
 pub use verify::{verify, Verified};
 
+use crate::actions::{backup_options, ActionError, Context, Outcome, Perform};
 use crate::backup_dir::{
     self, backup_file_name, ensure_dir, gzip, sha256_file, sync_dir, sync_file, unix_seconds,
     wait_for_free_name, write_sidecar, TempFile,
@@ -56,6 +57,7 @@ use crate::backup_dir::{
 pub use crate::backup_dir::{
     file_names, list_among, remove_leftovers, BackupInfo, BackupMeta, META_SUFFIX,
 };
+use crate::collect::series::Counter;
 use crate::sqlite::connection::{self, OpenError};
 
 /// Pages copied per online-backup step by default. Each step of a rollback-journal database
@@ -70,12 +72,12 @@ pub const DEFAULT_PAGES_PER_STEP: i32 = 1024;
 /// (and, for a rollback-journal database, the lock) between steps. Caps the copy at roughly
 /// 4 MiB per (step time + 5 ms).
 pub const DEFAULT_STEP_PAUSE: Duration = Duration::from_millis(5);
-/// Busy timeout of actions (SPEC §6).
+/// How long an action waits for a lock held by the application: long enough to outlast a
+/// normal write transaction, short enough that a stuck one is reported rather than waited on.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Restarts of a stepwise backup of a rollback-journal database (caused by commits of other
 /// connections between steps) before the backup gives up instead of stalling writers.
 pub const MAX_RESTARTS: u32 = 5;
-/// The copy is synced every this many bytes while it is written.
 
 /// Which check a copy must pass before it counts as a backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,12 +154,7 @@ impl Default for BackupOptions {
     }
 }
 
-/// Pages copied so far by a backup or restore; reported after every step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    pub pages_done: u64,
-    pub pages_total: u64,
-}
+pub use crate::actions::Progress;
 
 /// Makes a verified backup of `database` (file `db_path`) in `opts.dir`, then rotates. The
 /// returned info is what [`list`] will show for it.
@@ -283,6 +280,20 @@ pub fn list(database: &str, dir: &Path) -> Result<Vec<BackupInfo>, BackupError> 
     backup_dir::list(database, dir).map_err(BackupError::Files)
 }
 
+/// Runs and failures of this action in `/metrics`.
+pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
+    &Counter {
+        name: "sqlite_backups_total",
+        help: "Backups run (manual or by policy; a dry run is not counted).",
+        labels: &["database"],
+    },
+    &Counter {
+        name: "sqlite_backup_failures_total",
+        help: "Backups that failed.",
+        labels: &["database"],
+    },
+));
+
 /// A label goes into a file name: `[A-Za-z0-9_-]{1,64}`.
 pub fn validate_label(label: &str) -> Result<(), BackupError> {
     match backup_dir::valid_label(label) {
@@ -327,4 +338,33 @@ pub fn rotate(database: &str, dir: &Path, keep: usize) -> Vec<PathBuf> {
         }
     }
     deleted
+}
+
+/// A backup request: `{"label": "daily"}` or `backup --label=daily`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Label appended to the backup's file name.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+impl Perform for Request {
+    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+        let m = ctx.monitor;
+        let cfg = &m.config;
+        let opts = backup_options(&cfg.settings);
+        let mut report = |p| ctx.progress.set(p);
+        let info = create(
+            &cfg.name,
+            &cfg.path,
+            &opts,
+            self.label.as_deref(),
+            &mut report,
+            ctx.cancel,
+        )
+        .map_err(|e| ActionError::new(e.kind(), e.to_string()))?;
+        m.refresh_backups();
+        Ok(Outcome::Backup(info))
+    }
 }

@@ -1,0 +1,77 @@
+//! How a collector describes the series it produces: each family is a `const` in the file of
+//! the collector (or check) that fills it, so a series is found, and renamed, in one place.
+//! The metrics layer turns what is written to a [`Series`] sink into the exposition format.
+
+/// A gauge family.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Gauge {
+    /// Metric name.
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// Label names, `database` first for per-database series.
+    pub labels: &'static [&'static str],
+}
+
+/// A histogram family whose observations accumulate across scrapes.
+#[derive(Debug, PartialEq)]
+pub struct Histogram {
+    /// Metric name (without `_bucket`, `_sum`, `_count`).
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// Label names.
+    pub labels: &'static [&'static str],
+    /// Upper bounds of the buckets.
+    pub buckets: &'static [f64],
+}
+
+/// A counter family (its name ends in `_total`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Counter {
+    /// Metric name.
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// Label names.
+    pub labels: &'static [&'static str],
+}
+
+/// Latency buckets of the probes: 100 µs to 10 s, with the default thresholds (20 ms slow
+/// write, 50 ms slow query, 1 s unhealthy) as bucket edges so alerts can be exact.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0,
+];
+
+/// Where rendered gauge values go.
+pub trait Series {
+    /// Sets `gauge{labels} = value`; `labels` are the values of `gauge.labels`, in order.
+    fn set(&mut self, gauge: &'static Gauge, labels: &[&str], value: f64);
+}
+
+/// 1 for true, 0 for false.
+pub fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// A series sink that keeps text lines, for tests of what a collector renders.
+#[derive(Debug, Default)]
+pub struct Lines(pub Vec<String>);
+
+impl Series for Lines {
+    fn set(&mut self, gauge: &'static Gauge, labels: &[&str], value: f64) {
+        let pairs: Vec<String> = gauge
+            .labels
+            .iter()
+            .zip(labels)
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        self.0
+            .push(format!("{}{{{}}} {value}", gauge.name, pairs.join(",")));
+    }
+}
