@@ -97,7 +97,7 @@ fn main() {
         fleet.apply(config.databases().0);
         let scrape = time(runs, || {
             let snap = fleet.collect_blocking();
-            let body = metrics::render(&snap, &events, &fleet.exporter);
+            let body = metrics::render(&snap, fleet.collectors(), &events, &fleet.exporter);
             assert!(body.len() > n * 1000);
         });
         let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;

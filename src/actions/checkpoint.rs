@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Outcome, Perform};
+use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Perform};
 use crate::collect::series::Counter;
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::wal;
@@ -189,7 +189,15 @@ impl Request {
     }
 }
 
+impl crate::actions::Report for CheckpointReport {
+    fn busy(&self) -> bool {
+        self.busy
+    }
+}
+
 impl Perform for Request {
+    type Report = CheckpointReport;
+
     fn validate(&self) -> Result<(), ActionError> {
         self.parsed().map(|_| ())
     }
@@ -198,7 +206,7 @@ impl Perform for Request {
         self.parsed().ok().map(Mode::as_str)
     }
 
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+    fn perform(&self, ctx: &Context<'_>) -> Result<CheckpointReport, ActionError> {
         let mode = self.parsed()?;
         let cfg = &ctx.monitor.config;
         let a = &cfg.settings.actions;
@@ -208,17 +216,15 @@ impl Perform for Request {
         } else {
             a.checkpoint_timeout.0
         };
-        run(&cfg.path, mode, wait)
-            .map(Outcome::Checkpoint)
-            .map_err(|e| {
-                let kind = match &e {
-                    CheckpointError::Open(o) => open_kind(o),
-                    CheckpointError::NotWal(_) => ErrorKind::InvalidInput,
-                    CheckpointError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
-                    CheckpointError::Sqlite(_) => ErrorKind::Internal,
-                };
-                ActionError::new(kind, e.to_string())
-            })
+        run(&cfg.path, mode, wait).map_err(|e| {
+            let kind = match &e {
+                CheckpointError::Open(o) => open_kind(o),
+                CheckpointError::NotWal(_) => ErrorKind::InvalidInput,
+                CheckpointError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
+                CheckpointError::Sqlite(_) => ErrorKind::Internal,
+            };
+            ActionError::new(kind, e.to_string())
+        })
     }
 }
 

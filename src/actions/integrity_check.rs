@@ -3,8 +3,9 @@
 
 use serde::Deserialize;
 
-use crate::actions::{ActionError, Context, ErrorKind, Outcome, Perform};
+use crate::actions::{ActionError, Context, ErrorKind, Perform};
 use crate::checks::integrity::IntegrityOutcome;
+use crate::checks::IntegrityResult;
 use crate::collect::series::Counter;
 use crate::config::IntegrityMode;
 use crate::fleet::background;
@@ -23,11 +24,13 @@ pub struct Request {
 }
 
 impl Perform for Request {
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+    type Report = Option<IntegrityResult>;
+
+    fn perform(&self, ctx: &Context<'_>) -> Result<Option<IntegrityResult>, ActionError> {
         let m = ctx.monitor;
         let mode = self.mode.unwrap_or(m.config.settings.integrity_check.mode);
         match background::run_integrity(m, mode, ctx.cancel) {
-            IntegrityOutcome::Completed(_) => Ok(Outcome::IntegrityCheck(m.checks().integrity)),
+            IntegrityOutcome::Completed(_) => Ok(m.checks().integrity),
             IntegrityOutcome::Interrupted { .. } | IntegrityOutcome::Failed(_) => {
                 let why = m
                     .checks()

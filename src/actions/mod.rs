@@ -58,12 +58,14 @@ pub struct Context<'a> {
 
 /// One action's request, however it arrived.
 pub trait Perform {
+    /// What the action reports when it is done.
+    type Report: Report;
     /// Refuses a malformed request before the database is claimed.
     fn validate(&self) -> Result<(), ActionError> {
         Ok(())
     }
     /// Runs it on the claimed database.
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError>;
+    fn perform(&self, ctx: &Context<'_>) -> Result<Self::Report, ActionError>;
     /// The `mode` label its counters carry (checkpoints only).
     fn mode(&self) -> Option<&'static str> {
         None
@@ -73,6 +75,22 @@ pub trait Perform {
         true
     }
 }
+
+/// An action's report: serialised, it is exactly the JSON the control API answers and the CLI
+/// prints.
+pub trait Report: Serialize {
+    /// Done, but not what was asked: a checkpoint SQLite could not complete because a reader
+    /// or writer was in the way (counted as a failure, exit 1 in the CLI).
+    fn busy(&self) -> bool {
+        false
+    }
+}
+
+impl Report for BackupInfo {}
+impl Report for Option<IntegrityResult> {}
+impl Report for restore::RestoreReport {}
+impl Report for recover::RecoveryReport {}
+impl Report for vacuum::VacuumReport {}
 
 /// One action as the API, the CLI and the metrics know it.
 pub struct Spec {
@@ -145,12 +163,38 @@ macro_rules! actions {
                         ))
                     }
                 };
-                action.request().validate()?;
+                action.validate()?;
                 Ok(action)
             }
 
-            fn request(&self) -> &dyn Perform {
-                match self { $( Action::$variant(r) => r, )* }
+            fn validate(&self) -> Result<(), ActionError> {
+                match self { $( Action::$variant(r) => r.validate(), )* }
+            }
+
+            fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+                match self { $( Action::$variant(r) => r.perform(ctx).map(Outcome::$variant), )* }
+            }
+
+            fn mode(&self) -> Option<&'static str> {
+                match self { $( Action::$variant(r) => r.mode(), )* }
+            }
+
+            fn counted(&self) -> bool {
+                match self { $( Action::$variant(r) => r.counted(), )* }
+            }
+        }
+
+        /// What an action did: its own report type.
+        #[derive(Debug, Clone, Serialize)]
+        #[serde(untagged)]
+        pub enum Outcome {
+            $( #[doc = $about] $variant(<$module::Request as Perform>::Report), )*
+        }
+
+        impl Outcome {
+            /// Done, but not what was asked (see [`Report::busy`]).
+            pub fn busy(&self) -> bool {
+                match self { $( Outcome::$variant(r) => r.busy(), )* }
             }
         }
     };
@@ -182,8 +226,7 @@ impl Action {
     ) -> Option<Result<Action, clap::Error>> {
         let spec = ACTIONS.iter().find(|s| s.route == route)?;
         Some((spec.parse)(matches).and_then(|a| {
-            a.request()
-                .validate()
+            a.validate()
                 .map(|()| a)
                 .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e.error))
         }))
@@ -202,32 +245,7 @@ fn parse_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ActionErr
     })
 }
 
-/// What an action did, as its own report type. Serialised, each is exactly the JSON the
-/// control API answers and the CLI prints.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum Outcome {
-    /// The checkpoint's figures.
-    Checkpoint(checkpoint::CheckpointReport),
-    /// The new backup.
-    Backup(BackupInfo),
-    /// What the restore did.
-    Restore(restore::RestoreReport),
-    /// What the recovery did (or, in a dry run, would do).
-    Recovery(recover::RecoveryReport),
-    /// The VACUUM's figures.
-    Vacuum(vacuum::VacuumReport),
-    /// The integrity check's result.
-    IntegrityCheck(Option<IntegrityResult>),
-}
-
 impl Outcome {
-    /// A checkpoint that SQLite could not complete because a reader or writer was in the way:
-    /// done, but not what was asked (counted as a failure, exit 1 in the CLI).
-    pub fn busy(&self) -> bool {
-        matches!(self, Outcome::Checkpoint(r) if r.busy)
-    }
-
     /// The JSON the control API answers and the CLI prints (keys in sorted order).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -314,11 +332,10 @@ impl Claim {
             progress,
             cancel,
         };
-        let request = action.request();
         let start = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            request.validate()?;
-            request.perform(&ctx)
+            action.validate()?;
+            action.perform(&ctx)
         }))
         .unwrap_or_else(|_| {
             Err(ActionError::new(
@@ -327,9 +344,9 @@ impl Claim {
             ))
         });
         let seconds = start.elapsed().as_secs_f64();
-        let mode = request.mode();
+        let mode = action.mode();
         let upfront = matches!(&result, Err(e) if e.refused_upfront());
-        if request.counted() && !upfront {
+        if action.counted() && !upfront {
             let ok = matches!(&result, Ok(o) if !o.busy());
             events.action(&m.config.name, action.name(), mode, ok, seconds);
         }

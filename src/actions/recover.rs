@@ -42,7 +42,7 @@ use crate::sqlite::BACKGROUND_BUSY_TIMEOUT;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::actions::{ActionError, Context, ErrorKind, Outcome, Perform};
+use crate::actions::{ActionError, Context, ErrorKind, Perform};
 
 /// What a recovery did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -409,15 +409,17 @@ pub struct Request {
 }
 
 impl Perform for Request {
+    type Report = RecoveryReport;
+
     fn counted(&self) -> bool {
         !self.dry_run
     }
 
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+    fn perform(&self, ctx: &Context<'_>) -> Result<RecoveryReport, ActionError> {
         let report = run(ctx.monitor, self.dry_run, ctx.progress, ctx.cancel);
         ctx.monitor.refresh_backups();
         if report.success {
-            return Ok(Outcome::Recovery(report));
+            return Ok(report);
         }
         Err(
             ActionError::new(ErrorKind::Internal, report.errors.join("; "))

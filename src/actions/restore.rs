@@ -35,7 +35,7 @@ use crate::backup_dir::TempFile;
 use crate::sqlite::connection::{self, OpenError};
 use serde::Deserialize;
 
-use crate::actions::{backup_options, ActionError, Context, Outcome, Perform};
+use crate::actions::{backup_options, ActionError, Context, Perform};
 use crate::collect::series::Counter;
 
 /// Label of the backup of the current database taken before a restore.
@@ -317,11 +317,13 @@ impl Request {
 }
 
 impl Perform for Request {
+    type Report = RestoreReport;
+
     fn validate(&self) -> Result<(), ActionError> {
         self.name().map(|_| ())
     }
 
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+    fn perform(&self, ctx: &Context<'_>) -> Result<RestoreReport, ActionError> {
         let m = ctx.monitor;
         let cfg = &m.config;
         let opts = backup_options(&cfg.settings);
@@ -337,6 +339,6 @@ impl Perform for Request {
         )
         .map_err(|e| ActionError::new(e.kind(), e.to_string()));
         m.refresh_backups();
-        r.map(Outcome::Restore)
+        r
     }
 }

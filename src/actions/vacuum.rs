@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::sqlite::connection::{self, OpenError};
 use serde::Deserialize;
 
-use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Outcome, Perform};
+use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Perform};
 use crate::collect::series::Counter;
 
 /// What a VACUUM did.
@@ -143,20 +143,20 @@ pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
 pub struct Request {}
 
 impl Perform for Request {
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+    type Report = VacuumReport;
+
+    fn perform(&self, ctx: &Context<'_>) -> Result<VacuumReport, ActionError> {
         let cfg = &ctx.monitor.config;
         let a = &cfg.settings.actions;
-        run(&cfg.path, a.vacuum_disk_margin.0, a.busy_timeout.0)
-            .map(Outcome::Vacuum)
-            .map_err(|e| {
-                let kind = match &e {
-                    VacuumError::Open(o) => open_kind(o),
-                    VacuumError::NotEnoughSpace { .. } => ErrorKind::Refused,
-                    VacuumError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
-                    VacuumError::Statvfs(_) | VacuumError::Sqlite(_) => ErrorKind::Internal,
-                };
-                ActionError::new(kind, e.to_string())
-            })
+        run(&cfg.path, a.vacuum_disk_margin.0, a.busy_timeout.0).map_err(|e| {
+            let kind = match &e {
+                VacuumError::Open(o) => open_kind(o),
+                VacuumError::NotEnoughSpace { .. } => ErrorKind::Refused,
+                VacuumError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
+                VacuumError::Statvfs(_) | VacuumError::Sqlite(_) => ErrorKind::Internal,
+            };
+            ActionError::new(kind, e.to_string())
+        })
     }
 }
 

@@ -300,3 +300,104 @@ pub struct Facts {
     /// Probes.
     pub performance: PerformanceFacts,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::series::Lines;
+    use super::*;
+
+    fn facts() -> Facts {
+        Facts {
+            info: Some(DatabaseInfo {
+                journal_mode: "wal".into(),
+                auto_vacuum: "none".into(),
+                encoding: "UTF-8".into(),
+                sqlite_version: "3.50.2".into(),
+            }),
+            size: SizeFacts {
+                database_bytes: Some(8192),
+                page_size_bytes: Some(4096),
+                pages: Some(2),
+                freelist_pages: Some(1),
+            },
+            wal: WalFacts {
+                wal_bytes: Some(32),
+                shm_bytes: Some(32768),
+                frames: Some(0),
+            },
+            schema: SchemaFacts {
+                user_version: Some(7),
+                objects: Some(SchemaObjects {
+                    tables: 1,
+                    indexes: 2,
+                    views: 0,
+                    triggers: 0,
+                }),
+            },
+            performance: PerformanceFacts {
+                query_seconds: Some(0.001),
+                write_seconds: Some(0.002),
+                write_note: None,
+            },
+        }
+    }
+
+    /// What each collector renders for the same facts, line by line.
+    #[test]
+    fn each_collector_renders_its_own_series() {
+        let want: &[(&str, &[&str])] = &[
+            (
+                "info",
+                &[
+                    r#"sqlite_database_info{database="app",path="/d/app.db",journal_mode="wal",auto_vacuum="none",encoding="UTF-8",sqlite_version="3.50.2"} 1"#,
+                ],
+            ),
+            (
+                "size",
+                &[
+                    r#"sqlite_database_size_bytes{database="app"} 8192"#,
+                    r#"sqlite_page_size_bytes{database="app"} 4096"#,
+                    r#"sqlite_pages{database="app"} 2"#,
+                    r#"sqlite_freelist_pages{database="app"} 1"#,
+                    r#"sqlite_page_utilization_ratio{database="app"} 0.5"#,
+                ],
+            ),
+            (
+                "wal",
+                &[
+                    r#"sqlite_wal_size_bytes{database="app"} 32"#,
+                    r#"sqlite_shm_size_bytes{database="app"} 32768"#,
+                    r#"sqlite_wal_frames{database="app"} 0"#,
+                ],
+            ),
+            (
+                "schema",
+                &[
+                    r#"sqlite_schema_version{database="app"} 7"#,
+                    r#"sqlite_schema_objects{database="app",type="table"} 1"#,
+                    r#"sqlite_schema_objects{database="app",type="index"} 2"#,
+                    r#"sqlite_schema_objects{database="app",type="view"} 0"#,
+                    r#"sqlite_schema_objects{database="app",type="trigger"} 0"#,
+                ],
+            ),
+            // The probes' latencies are histograms that accumulate in the event sink.
+            ("query", &[]),
+            ("write", &[]),
+        ];
+        let set = CollectorSet::select(|r| matches!(r.kind, Kind::Scrape(_)));
+        let db = Database {
+            name: "app",
+            path: Path::new("/d/app.db"),
+        };
+        let names: Vec<&str> = set.iter().map(|c| c.name()).collect();
+        assert_eq!(names, want.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+        for (c, (name, lines)) in set.iter().zip(want) {
+            let mut out = Lines::default();
+            c.series(&db, &facts(), &mut out);
+            assert_eq!(out.0, *lines, "collector {name}");
+            let mut none = Lines::default();
+            c.series(&db, &Facts::default(), &mut none);
+            assert!(none.0.is_empty(), "{name} renders nothing it did not read");
+        }
+    }
+}

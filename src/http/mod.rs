@@ -245,7 +245,12 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
         Ok(x) => x,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     };
-    let body = metrics::render(&snapshot, &s.events, &s.fleet.exporter);
+    let body = metrics::render(
+        &snapshot,
+        s.fleet.collectors(),
+        &s.events,
+        &s.fleet.exporter,
+    );
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())

@@ -49,7 +49,7 @@ use verify::classify_failed_copy;
 pub(crate) use verify::{check_file, run_check, verified_content};
 pub use verify::{verify, Verified};
 
-use crate::actions::{backup_options, ActionError, Context, Outcome, Perform};
+use crate::actions::{backup_options, ActionError, Context, Perform};
 use crate::backup_dir::{
     self, backup_file_name, ensure_dir, gzip, sha256_file, sync_dir, sync_file, unix_seconds,
     wait_for_free_name, write_sidecar, TempFile,
@@ -350,7 +350,9 @@ pub struct Request {
 }
 
 impl Perform for Request {
-    fn perform(&self, ctx: &Context<'_>) -> Result<Outcome, ActionError> {
+    type Report = BackupInfo;
+
+    fn perform(&self, ctx: &Context<'_>) -> Result<BackupInfo, ActionError> {
         let m = ctx.monitor;
         let cfg = &m.config;
         let opts = backup_options(&cfg.settings);
@@ -365,6 +367,6 @@ impl Perform for Request {
         )
         .map_err(|e| ActionError::new(e.kind(), e.to_string()))?;
         m.refresh_backups();
-        Ok(Outcome::Backup(info))
+        Ok(info)
     }
 }
