@@ -1,27 +1,28 @@
 //! sqlite_exporter: a Prometheus exporter and control plane for SQLite databases.
 //!
-//! The map of the crate, from the bottom up:
+//! One folder per layer, listed here from the bottom up. A layer uses only itself and the
+//! layers listed before it, never one after (`tests/architecture.rs` enforces it, and
+//! `docs/architecture.md` draws the map and follows a scrape, a background check and an
+//! action through it):
 //!
-//! - [`connection`] opens monitored databases without disturbing them (read-only, no
-//!   checkpoint on close, classified errors).
-//! - [`config`] decodes the YAML file strictly into validated types.
-//! - [`wal`] reads WAL facts from the files themselves.
-//! - [`collector`] holds the scrape-time collectors, one file each, registered by name.
-//! - [`integrity`], [`dbstat`] and [`migrations`] are the deep checks, run in the
-//!   background ([`interrupt`] bounds them in time; [`sql`] quotes identifiers).
-//! - [`scheduler`] runs them on a staggered, bounded schedule; [`checks`] caches the results.
-//! - [`health`] decides status and recommendations from the facts (SPEC §6).
-//! - [`checkpoint`], [`backup`], [`restore`], [`recover`] and [`vacuum`] are the maintenance
-//!   engines; [`actions`] is the one entry point to them (claiming, counting, logging) shared
-//!   by the control API, the CLI and the [`policy`] module; [`jobs`] tracks async actions.
-//! - [`monitor`] owns one database: it scrapes it, caches background results, and holds its
-//!   action lock and policy state.
-//! - [`fleet`] is every monitor plus the shared, bounded-parallel scrape.
-//! - [`metrics`] renders a snapshot as Prometheus text; every metric name lives there.
-//! - [`http`] serves it all (endpoints, control API, TLS and basic auth); it has no SQLite code.
-//! - [`reload`] re-reads the configuration (SIGHUP, `POST /-/reload`, file changes) and
-//!   re-expands globs as tenant files come and go; [`shutdown`] stops the process gracefully.
-//! - [`app`], [`cli`], [`command`], [`check`], [`demo`] and [`logging`] are the binary's edges.
+//! - [`sqlite`]: opening monitored databases without disturbing them, reading the `-wal` file
+//!   without SQLite, bounding long statements, small SQL helpers.
+//! - [`config`]: the validated configuration model, with its one set of defaults, decoded
+//!   strictly from YAML.
+//! - [`backup_dir`]: backup file names, sidecar metadata, listing, and private temp files.
+//! - [`collect`]: the scrape-time collectors, one file each, registered by name; each declares
+//!   the series it renders.
+//! - [`checks`]: the background checks (integrity, dbstat, migrations), their cached results
+//!   and series, and each database's check timetable.
+//! - [`fleet`]: one monitor per database, the scrape of them all, the health model, the
+//!   background jobs on one database, and the [`fleet::events::Events`] sink through which
+//!   everything below the metrics reports what happened.
+//! - [`actions`]: the typed actions (checkpoint, backup, restore, recovery, VACUUM, integrity
+//!   check, optimize), the one claim → execute path, policies and async jobs.
+//! - [`metrics`]: the exposition format and the histograms and counters that accumulate.
+//! - [`service`]: the background tick loop, live reload, graceful shutdown.
+//! - [`http`]: listeners, routing, TLS, authentication, the landing page, the control API.
+//! - [`cli`]: flags, subcommands, `check`, the demo, logging, and `serve`, which wires it all.
 
 pub mod actions;
 pub mod backup_dir;

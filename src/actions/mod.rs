@@ -20,6 +20,7 @@ pub mod checkpoint;
 mod error;
 pub mod integrity_check;
 pub mod jobs;
+pub mod optimize;
 pub mod policy;
 mod progress;
 pub mod recover;
@@ -201,12 +202,13 @@ macro_rules! actions {
 }
 
 actions! {
-    Checkpoint(checkpoint) = "checkpoint", "checkpoint", "Checkpoint the WAL (passive, full, restart or truncate).";
-    Backup(backup) = "backup", "backup", "Take a verified online backup.";
-    Restore(restore) = "restore", "restore", "Restore a backup (a file name from `backups`) into the live database.";
-    Recover(recover) = "recovery", "recover", "Run the recovery sequence: check, quarantine and restore if corrupt, checkpoint, VACUUM.";
-    Vacuum(vacuum) = "vacuum", "vacuum", "VACUUM after checking free disk space.";
-    IntegrityCheck(integrity_check) = "integrity_check", "integrity-check", "Run an integrity check now (quick or full) and record it.";
+    Checkpoint(checkpoint) = "checkpoint", "checkpoint", "Checkpoint the WAL (passive, full, restart or truncate)";
+    Backup(backup) = "backup", "backup", "Take a verified online backup";
+    Restore(restore) = "restore", "restore", "Restore a backup (a file name from `backups`) into the live database";
+    Recover(recover) = "recovery", "recover", "Run the recovery sequence: check, quarantine and restore if corrupt, checkpoint, VACUUM";
+    Vacuum(vacuum) = "vacuum", "vacuum", "VACUUM after checking free disk space";
+    IntegrityCheck(integrity_check) = "integrity_check", "integrity-check", "Run an integrity check now (quick or full) and record it";
+    Optimize(optimize) = "optimize", "optimize", "Refresh the query planner's statistics where useful (PRAGMA optimize)";
 }
 
 impl Action {

@@ -1,4 +1,5 @@
-//! Recovery: the sequence of the source document's `attemptRecovery`, made safe.
+//! Recovery: check, quarantine and restore when corrupt, checkpoint, VACUUM — the sequence an
+//! operator would run by hand after corruption, made safe to run unattended.
 //!
 //! 1. Full integrity check.
 //! 2. If the database is corrupt: preserve it (with its `-wal` and `-shm`) under

@@ -3,7 +3,7 @@
 //! flag.
 //!
 //! Both checks read every page of the database (O(size)), so [`run`] is for the background
-//! scheduler and the `integrity-check` action, never for a scrape (SPEC §1).
+//! scheduler and the `integrity-check` action, never for a scrape (a scrape must cost O(1)).
 //!
 //! # Effect on the monitored database
 //!
@@ -30,12 +30,13 @@
 //! - [`IntegrityOutcome::Failed`]: the check could not *start* — the file is missing, not a
 //!   database, unreadable, or locked past `busy_timeout` — or it stopped on an I/O or locking
 //!   error that says nothing about the content. The scheduler maps `NotADatabase`/`Corrupt` to
-//!   status critical (SPEC §6: "unreadable or not a database") and the rest to unknown.
+//!   status critical (a file that is unreadable or not a database needs a person now) and the
+//!   rest to unknown.
 //! - [`IntegrityOutcome::Completed`] with `ok == false`: the check ran and found problems. This
 //!   includes a check that SQLite aborts with `SQLITE_CORRUPT` (or `SQLITE_NOTADB` after the
 //!   file's header has already been read successfully): a database so damaged that
 //!   `integrity_check` cannot finish is corrupt, not "unknown", and reporting it as unknown
-//!   would hide exactly the case SPEC §6 wants to page someone for.
+//!   would hide exactly the case that should page someone.
 //! - [`IntegrityOutcome::Interrupted`]: the timeout passed or the caller cancelled. Whatever
 //!   the check had seen so far is discarded; a partial check is never reported as a success,
 //!   nor as a failure.

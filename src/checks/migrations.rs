@@ -9,7 +9,7 @@
 //! | identity (required) | `version`, `version_id`, `version_num`, `name`, `migration`, `migration_name` | every tool |
 //! | applied time | `applied_at`, `applied_on`, `applied`, `installed_on`, `executed_at`, `run_on`, `migration_time`, `finished_at`, `created_at`, `tstamp`, `timestamp` | sqlx, Diesel, refinery, knex, Django, goose |
 //! | success flag | `success`, `succeeded` — 0/false is a failed migration | sqlx, Flyway |
-//! | error text | `error`, `error_message`, `last_error` — non-empty is a failed migration | the migrator of reference 001 |
+//! | error text | `error`, `error_message`, `last_error` — non-empty is a failed migration | hand-written migrators |
 //! | status | `status`, `state` — `failed`, `failure`, `error`, `errored` is a failed migration | |
 //! | dirty flag | `dirty` — 1/true is a failed migration (golang-migrate) | golang-migrate |
 //!

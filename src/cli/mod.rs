@@ -1,4 +1,5 @@
-//! Command-line flags, named after node_exporter and the exporter-toolkit (SPEC §2).
+//! Command-line flags, named after node_exporter and the exporter-toolkit, so they read like the
+//! exporters operators already run.
 //!
 //! `--collector.<name>` / `--no-collector.<name>` are generated from the collector registry, so
 //! a new collector gets its flags by being registered.
@@ -40,7 +41,7 @@ pub struct Cli {
     )]
     pub telemetry_path: String,
 
-    /// Configuration file (SPEC §3).
+    /// Configuration file (YAML; see examples/sqlite_exporter.yml).
     #[arg(long = "config.file", value_name = "FILE", global = true)]
     pub config_file: Option<PathBuf>,
 
@@ -107,8 +108,8 @@ pub enum Command {
 }
 
 const CHECK_ABOUT: &str =
-    "Health report for each database; exit 0 healthy, 1 warning, 2 critical, 3 unknown.";
-const BACKUPS_ABOUT: &str = "List backups, newest first.";
+    "Health report for each database; exit 0 healthy, 1 warning, 2 critical, 3 unknown";
+const BACKUPS_ABOUT: &str = "List backups, newest first";
 
 impl FromArgMatches for Command {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
@@ -141,12 +142,13 @@ impl FromArgMatches for Command {
 
 impl Subcommand for Command {
     fn augment_subcommands(cmd: clap::Command) -> clap::Command {
-        let check = CheckArgs::augment_args(clap::Command::new("check").about(CHECK_ABOUT));
-        let backups = Target::augment_args(clap::Command::new("backups").about(BACKUPS_ABOUT));
+        // `about` last: augmenting with a type's arguments sets its doc comment as the about.
+        let check = CheckArgs::augment_args(clap::Command::new("check")).about(CHECK_ABOUT);
+        let backups = Target::augment_args(clap::Command::new("backups")).about(BACKUPS_ABOUT);
         let mut cmd = cmd.subcommand(check);
         for spec in ACTIONS {
-            let sub = clap::Command::new(spec.route).about(spec.about);
-            cmd = cmd.subcommand((spec.args)(Target::augment_args(sub)));
+            let sub = Target::augment_args(clap::Command::new(spec.route));
+            cmd = cmd.subcommand((spec.args)(sub).about(spec.about));
             if spec.route == "backup" {
                 cmd = cmd.subcommand(backups.clone());
             }

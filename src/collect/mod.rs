@@ -8,6 +8,7 @@
 //! live in one place.
 
 mod info;
+mod journal;
 pub mod query;
 mod schema;
 pub mod series;
@@ -15,6 +16,7 @@ mod size;
 mod wal;
 pub mod write;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::Connection;
@@ -110,6 +112,12 @@ pub const REGISTRY: &[Registration] = &[
         default: true,
         help: "user_version and schema objects",
         kind: Kind::Scrape(|| Box::new(schema::Schema)),
+    },
+    Registration {
+        name: "journal",
+        default: false,
+        help: "rollback journal size (a journal that stays is a stuck or crashed transaction)",
+        kind: Kind::Scrape(|| Box::new(journal::Journal)),
     },
     Registration {
         name: "query",
@@ -299,6 +307,10 @@ pub struct Facts {
     pub schema: SchemaFacts,
     /// Probes.
     pub performance: PerformanceFacts,
+    /// Facts of collectors that only turn them into series (nothing else judges them), by a
+    /// key of the collector's choosing: such a collector needs no field here.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<&'static str, f64>,
 }
 
 #[cfg(test)]
@@ -339,6 +351,7 @@ mod tests {
                 write_seconds: Some(0.002),
                 write_note: None,
             },
+            extra: BTreeMap::new(),
         }
     }
 
@@ -380,6 +393,8 @@ mod tests {
                     r#"sqlite_schema_objects{database="app",type="trigger"} 0"#,
                 ],
             ),
+            // Facts of its own kind only (in `extra`), none here.
+            ("journal", &[]),
             // The probes' latencies are histograms that accumulate in the event sink.
             ("query", &[]),
             ("write", &[]),

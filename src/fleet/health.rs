@@ -1,5 +1,5 @@
-//! The health model of the source documents: a status (healthy, warning, critical, unknown) and
-//! the active recommendations, decided from one database's facts and its thresholds (SPEC §6).
+//! The health model: a status (healthy, warning, critical, unknown) and the active
+//! recommendations, decided from one database's facts and its configured thresholds.
 //!
 //! One function, [`assess`], decides; `/metrics`, `/health`, the landing page, the control API
 //! and `sqlite_exporter check` all show its result, so they cannot disagree.
@@ -57,7 +57,7 @@ impl Status {
     }
 }
 
-/// A recommended action (SPEC §4 `sqlite_recommendation`).
+/// A recommended action (`sqlite_recommendation{recommendation}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Recommendation {

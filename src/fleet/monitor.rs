@@ -2,7 +2,8 @@
 //! background checks found, and the log state that keeps a broken database from flooding logs.
 //!
 //! A scrape opens one read-only connection, runs the enabled collectors through it and drops it
-//! before returning, so no snapshot, lock or file descriptor outlives the scrape (SPEC §1). That
+//! before returning, so no snapshot, lock or file descriptor outlives the scrape (a lingering
+//! reader would keep checkpoints from resetting the WAL). That
 //! costs an `open` per scrape, which we measured to be small next to the probes themselves (see
 //! README, benchmarks), and it follows a file replaced underneath us (restore, recovery) with no
 //! special case.
@@ -44,7 +45,7 @@ pub struct Monitor {
 /// What the exporter coordinates per database *file*, whatever monitors point at it.
 #[derive(Default)]
 struct DatabaseFile {
-    /// The action running on this database, if any: one at a time (SPEC §5, 409 otherwise).
+    /// The action running on this database, if any: one at a time (409 otherwise).
     action: Mutex<Option<&'static str>>,
     /// Held (shared) by every background job while its connections are open, and exclusively
     /// by recovery while it copies or rewrites the raw database files: closing those

@@ -1,4 +1,4 @@
-//! The control API (SPEC §5): JSON in and out, bearer tokens, one error shape. Handlers only
+//! The control API: JSON in and out, bearer tokens, one error shape. Handlers only
 //! translate requests into [`crate::actions`] calls and their results into responses.
 
 use std::sync::atomic::AtomicBool;

@@ -43,7 +43,7 @@ pub struct AppState {
     pub web: Option<Arc<web_config::WebConfig>>,
 }
 
-/// The router for every endpoint of SPEC §2.
+/// The router for every endpoint: landing page, metrics, health, reload and the control API.
 pub fn router(state: AppState) -> Router {
     let telemetry = state.telemetry_path.clone();
     let mut r = Router::new()

@@ -1,4 +1,4 @@
-//! Live reload (SPEC §2), after blackbox_exporter: one task serialises every reason to re-read
+//! Live reload, after blackbox_exporter: one task serialises every reason to re-read
 //! the configuration — SIGHUP, `POST /-/reload` (through a [`ReloadHandle`]) and the config
 //! file changing on disk — and every reason to re-expand glob entries — files appearing or
 //! disappearing in their directories, and a periodic re-evaluation.

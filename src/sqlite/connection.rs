@@ -1,7 +1,7 @@
 //! Opening connections to monitored databases without disturbing them.
 //!
-//! Every connection the exporter opens goes through here, so the rules of SPEC §1 live in one
-//! place: scrape-time and check connections are `SQLITE_OPEN_READ_ONLY` (never `immutable`,
+//! Every connection the exporter opens goes through here, so the rules that keep the exporter
+//! from disturbing the databases it watches live in one place: scrape-time and check connections are `SQLITE_OPEN_READ_ONLY` (never `immutable`,
 //! which would let SQLite ignore a concurrent writer's changes); no connection ever creates a
 //! file; and read-write connections (write probe, actions) set
 //! `SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`, because SQLite otherwise checkpoints and deletes the WAL
@@ -17,7 +17,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// Why a database could not be opened and read, classified so that the log line, the health
-/// report and the HTTP status can name the cause (SPEC §9).
+/// report and the HTTP status can name the cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenError {
     /// No file at the path.
@@ -102,7 +102,7 @@ pub fn preflight(path: &Path) -> Result<std::fs::Metadata, OpenError> {
     // metadata() succeeds on an unreadable file; ask for read access explicitly. Never by
     // opening it: closing any descriptor of a file releases every POSIX lock this process holds
     // on it, including the locks of our own SQLite connections (an action's write lock, a
-    // backup's snapshot) — see "How To Corrupt An SQLite Database File", §2.2.
+    // backup's snapshot) — see "How To Corrupt An SQLite Database File" on sqlite.org, 2.2.
     if !accessible(path, libc::R_OK) {
         let e = io::Error::last_os_error();
         return Err(match e.kind() {

@@ -1,7 +1,7 @@
 //! Verified online backups of a monitored database, their directory and their rotation.
 //!
-//! A backup never copies a live file (reference 002: every file-copy backup of a live database
-//! was corrupt). The copy is made by SQLite itself, either with the online backup API, stepwise
+//! A backup never copies a live file: a file copy ignores SQLite's locks and misses what is
+//! still in the `-wal`, so a copy taken while the application writes is routinely corrupt. The copy is made by SQLite itself, either with the online backup API, stepwise
 //! so the application's writers keep committing, or with `VACUUM INTO`. It goes to a temp file
 //! in the backup directory and only becomes a backup after it is synced and passed an integrity
 //! check; then it is (optionally) gzipped, synced again, renamed atomically to
