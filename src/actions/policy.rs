@@ -108,8 +108,8 @@ impl Policies {
         due(m, state, now)
     }
 
-    /// Runs a policy's action on `m` (claimed by the caller) and records the outcome for
-    /// back-off.
+    /// Runs a policy's claimed action — falling back to a PASSIVE checkpoint when TRUNCATE is
+    /// busy — and records the outcome for back-off.
     pub fn run(
         &self,
         events: &dyn Events,
@@ -119,7 +119,16 @@ impl Policies {
         cancel: &AtomicBool,
     ) -> Result<Outcome, ActionError> {
         let m = claim.monitor();
-        let result = run(events, claim, policy, reason, cancel);
+        tracing::info!(database = %m.config.name, action = claim.action().name(), reason, "policy action");
+        let progress = ProgressCell::default();
+        let exec = |a: &Action| claim.execute(a, events, Trigger::Policy, &progress, cancel);
+        let mut result = exec(claim.action());
+        if policy == Policy::Checkpoint && matches!(&result, Ok(o) if o.busy()) {
+            tracing::info!(database = %m.config.name, "TRUNCATE checkpoint busy; falling back to PASSIVE");
+            result = exec(&Action::Checkpoint(checkpoint::Request::new(
+                checkpoint::Mode::Passive,
+            )));
+        }
         let ok = matches!(&result, Ok(o) if !o.busy());
         let mut states = self.state(&m.config.name);
         if let Some(state) = states.get_mut(&m.config.name) {
@@ -218,26 +227,4 @@ fn utilization(m: &Monitor) -> Option<f64> {
     )
     .ok()?;
     crate::sqlite::sql::utilization_of(&conn).ok()?
-}
-
-/// Runs a policy's claimed action, falling back to a PASSIVE checkpoint when TRUNCATE is busy.
-fn run(
-    events: &dyn Events,
-    claim: &Claim,
-    policy: Policy,
-    reason: &str,
-    cancel: &AtomicBool,
-) -> Result<Outcome, ActionError> {
-    let m = claim.monitor();
-    tracing::info!(database = %m.config.name, action = claim.action().name(), reason, "policy action");
-    let progress = ProgressCell::default();
-    let exec = |a: &Action| claim.execute(a, events, Trigger::Policy, &progress, cancel);
-    let mut result = exec(claim.action());
-    if policy == Policy::Checkpoint && matches!(&result, Ok(o) if o.busy()) {
-        tracing::info!(database = %m.config.name, "TRUNCATE checkpoint busy; falling back to PASSIVE");
-        result = exec(&Action::Checkpoint(checkpoint::Request::new(
-            checkpoint::Mode::Passive,
-        )));
-    }
-    result
 }

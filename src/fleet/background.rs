@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tracing::{debug, error, info, warn};
 
+use crate::checks::dbstat::DbstatError;
 use crate::checks::integrity::{self, IntegrityOutcome, Mode};
 use crate::checks::timetable::Job;
 use crate::checks::RunOutcome;
@@ -113,42 +114,18 @@ fn run_dbstat(m: &Monitor, collectors: &CollectorSet, cancel: &AtomicBool) {
         }
     };
     if collectors.background(DBSTAT) {
-        let start = Instant::now();
-        let r = crate::checks::dbstat::unused_bytes(&conn, timeout, cancel);
-        let error = match r {
-            Ok(n) => {
-                m.update_checks(|c| c.unused_bytes = Some(n));
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        m.record_run(
-            DBSTAT,
-            RunOutcome {
-                success: error.is_none(),
-                duration_seconds: start.elapsed().as_secs_f64(),
-                error,
-            },
-        );
+        timed(m, DBSTAT, || -> Result<(), DbstatError> {
+            let n = crate::checks::dbstat::unused_bytes(&conn, timeout, cancel)?;
+            m.update_checks(|c| c.unused_bytes = Some(n));
+            Ok(())
+        });
     }
     if collectors.background(TABLES) {
-        let start = Instant::now();
-        let r = crate::checks::dbstat::tables(&conn, timeout, cancel);
-        let error = match r {
-            Ok(t) => {
-                m.update_checks(|c| c.tables = Some(t.iter().map(Into::into).collect()));
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        m.record_run(
-            TABLES,
-            RunOutcome {
-                success: error.is_none(),
-                duration_seconds: start.elapsed().as_secs_f64(),
-                error,
-            },
-        );
+        timed(m, TABLES, || -> Result<(), DbstatError> {
+            let t = crate::checks::dbstat::tables(&conn, timeout, cancel)?;
+            m.update_checks(|c| c.tables = Some(t.iter().map(Into::into).collect()));
+            Ok(())
+        });
     }
 }
 
@@ -164,4 +141,22 @@ pub fn scan_backups(monitors: &[Arc<Monitor>]) {
             .or_insert_with(|| crate::backup_dir::file_names(dir).map_err(|e| e.to_string()));
         m.refresh_backups_among(names.as_deref().map_err(Clone::clone));
     }
+}
+
+/// Runs one background collector's `work` and records how it went under `name`.
+fn timed<E: std::fmt::Display>(
+    m: &Monitor,
+    name: &'static str,
+    work: impl FnOnce() -> Result<(), E>,
+) {
+    let start = Instant::now();
+    let error = work().err().map(|e| e.to_string());
+    m.record_run(
+        name,
+        RunOutcome {
+            success: error.is_none(),
+            duration_seconds: start.elapsed().as_secs_f64(),
+            error,
+        },
+    );
 }

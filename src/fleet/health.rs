@@ -290,31 +290,33 @@ fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds)
         );
     }
     let p = &facts.performance;
-    if let Some(q) = p
-        .query_seconds
-        .filter(|q| *q > t.slow_query.0.as_secs_f64())
-    {
-        add(
+    let probes = [
+        (
+            p.query_seconds,
+            t.slow_query.0,
             Recommendation::CheckIndexes,
-            format!(
-                "read probe took {:.1} ms (above {} ms), check indexes",
-                q * 1e3,
-                t.slow_query.0.as_millis()
-            ),
-        );
-    }
-    if let Some(w) = p
-        .write_seconds
-        .filter(|w| *w > t.slow_write.0.as_secs_f64())
-    {
-        add(
+            "read",
+            "check indexes",
+        ),
+        (
+            p.write_seconds,
+            t.slow_write.0,
             Recommendation::OptimizeWrites,
-            format!(
-                "write probe took {:.1} ms (above {} ms), consider optimizing writes",
-                w * 1e3,
-                t.slow_write.0.as_millis()
-            ),
-        );
+            "write",
+            "consider optimizing writes",
+        ),
+    ];
+    for (seconds, slow, r, probe, advice) in probes {
+        if let Some(v) = seconds.filter(|v| *v > slow.as_secs_f64()) {
+            let ms = slow.as_millis();
+            add(
+                r,
+                format!(
+                    "{probe} probe took {:.1} ms (above {ms} ms), {advice}",
+                    v * 1e3
+                ),
+            );
+        }
     }
     if let Some(o) = facts
         .schema
