@@ -6,10 +6,12 @@
 
 #[path = "util/exporter.rs"]
 mod exporter;
+#[path = "util/golden.rs"]
+mod golden;
 
 use std::collections::BTreeSet;
 
-use exporter::{api, build_db, Setup};
+use exporter::{api, app_db, Setup};
 use serde_json::Value;
 
 /// Every key path of `v` with the JSON type found there (`[]` stands for any array element).
@@ -47,14 +49,7 @@ fn record(out: &mut String, what: &str, code: u16, v: &Value) {
 #[test]
 fn every_action_answers_the_recorded_json() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    build_db(
-        &db,
-        "PRAGMA journal_mode=WAL;
-         CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500)
-         INSERT INTO accounts(balance) SELECT 100 FROM c;",
-    );
+    let db = app_db(dir.path());
     let setup = Setup::new(dir, &[("app", &db)], "", true);
     let e = setup.start(&[]);
     let t = Some(setup.token.as_str());
@@ -145,24 +140,5 @@ fn every_action_answers_the_recorded_json() {
     }
     record(&mut out, "finished job", 200, &finished);
 
-    let golden =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/action_json.txt");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &out).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&golden).expect("tests/testdata/action_json.txt");
-    if want != out {
-        let diff: Vec<String> = want
-            .lines()
-            .filter(|l| !out.lines().any(|o| o == *l))
-            .map(|l| format!("- {l}"))
-            .chain(
-                out.lines()
-                    .filter(|l| !want.lines().any(|w| w == *l))
-                    .map(|l| format!("+ {l}")),
-            )
-            .collect();
-        panic!("action JSON changed:\n{}", diff.join("\n"));
-    }
+    golden::compare("action_json.txt", "the action JSON", &out);
 }

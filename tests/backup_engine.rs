@@ -3,6 +3,10 @@
 
 #[path = "util/backup_support.rs"]
 mod backup_support;
+#[path = "util/corrupt.rs"]
+mod corrupt;
+#[path = "util/sqlite3.rs"]
+mod sqlite3;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -26,9 +30,49 @@ fn no_cancel() -> AtomicBool {
 
 fn quiet(_: backup::Progress) {}
 
+/// A progress callback that sets `cancel` at its third call.
+fn cancel_at_third_step(cancel: &AtomicBool) -> impl FnMut(backup::Progress) + '_ {
+    let mut calls = 0;
+    move |_| {
+        calls += 1;
+        if calls == 3 {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// `backup::create` without progress reports or cancellation.
+fn create_quietly(
+    database: &str,
+    db: &Path,
+    opts: &backup::BackupOptions,
+    label: Option<&str>,
+) -> Result<BackupInfo, backup::BackupError> {
+    backup::create(database, db, opts, label, &mut quiet, &no_cancel())
+}
+
+/// `restore::restore` without progress reports or cancellation.
+fn restore_quietly(
+    database: &str,
+    db: &Path,
+    opts: &backup::BackupOptions,
+    backup_file_name: &str,
+    save_current: bool,
+) -> Result<restore::RestoreReport, restore::RestoreError> {
+    restore::restore(
+        database,
+        db,
+        opts,
+        backup_file_name,
+        save_current,
+        &mut quiet,
+        &no_cancel(),
+    )
+}
+
 /// A default-options, unlabelled backup of database `app` at `db` into `backups`.
 fn backup_app(db: &Path, backups: &Path) -> backup::BackupInfo {
-    backup::create("app", db, &options(backups), None, &mut quiet, &no_cancel()).unwrap()
+    create_quietly("app", db, &options(backups), None).unwrap()
 }
 
 /// Role of a separate process: commits transfers between accounts as fast as it can until the
@@ -155,7 +199,7 @@ fn ten_backups_under_a_concurrent_writer_are_consistent() {
 
     assert_eq!(backup::list("bank", &opts.dir).unwrap().len(), 10);
     for (info, window) in &made {
-        assert_eq!(sqlite3(&info.path, &["PRAGMA integrity_check"]), "ok");
+        assert_eq!(sqlite3::query(&info.path, "PRAGMA integrity_check"), "ok");
         assert_eq!(
             query_i64(&info.path, "SELECT sum(balance) FROM accounts"),
             accounts * BALANCE,
@@ -169,7 +213,7 @@ fn ten_backups_under_a_concurrent_writer_are_consistent() {
             info.file_name
         );
     }
-    assert_eq!(sqlite3(&db, &["PRAGMA integrity_check"]), "ok");
+    assert_eq!(sqlite3::query(&db, "PRAGMA integrity_check"), "ok");
 }
 
 #[test]
@@ -179,7 +223,7 @@ fn backups_are_private_verified_and_described_by_their_sidecar() {
     make_rows(&db, 500, "a", true);
     let backups = dir.path().join("nested/backups");
     let opts = options(&backups);
-    let info = backup::create("app", &db, &opts, Some("daily"), &mut quiet, &no_cancel()).unwrap();
+    let info = create_quietly("app", &db, &opts, Some("daily")).unwrap();
 
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&backups), 0o700);
@@ -201,8 +245,8 @@ fn backups_are_private_verified_and_described_by_their_sidecar() {
     assert!(json["created_at"].as_str().unwrap().ends_with('Z'));
 
     // The copy is a self-contained rollback-journal file: reading it creates no -wal/-shm.
-    assert_eq!(sqlite3(&info.path, &["PRAGMA journal_mode"]), "delete");
-    assert_eq!(sqlite3(&info.path, &["SELECT count(*) FROM t"]), "500");
+    assert_eq!(sqlite3::query(&info.path, "PRAGMA journal_mode"), "delete");
+    assert_eq!(sqlite3::query(&info.path, "SELECT count(*) FROM t"), "500");
     let listed = backup::list("app", &backups).unwrap();
     assert_eq!(listed, vec![info]);
     let names: Vec<_> = std::fs::read_dir(&backups)
@@ -229,10 +273,10 @@ fn rotation_keeps_the_newest_and_other_tools_backups_are_listed() {
     std::fs::create_dir(&backups).unwrap();
     // A backup made by another tool with the same naming, older than ours.
     let foreign = backups.join("app-2001-01-01_00-00-00-manual.db");
-    sqlite3(&db, &[&format!(".backup '{}'", foreign.display())]);
+    sqlite3::query(&db, &format!(".backup '{}'", foreign.display()));
     // app-2's backups share the directory and must survive app's rotation.
     let opts = backup_support::options(&backups);
-    backup::create("app-2", &other, &opts, None, &mut quiet, &no_cancel()).unwrap();
+    create_quietly("app-2", &other, &opts, None).unwrap();
 
     let listed = backup::list("app", &backups).unwrap();
     assert_eq!(listed.len(), 1);
@@ -248,9 +292,7 @@ fn rotation_keeps_the_newest_and_other_tools_backups_are_listed() {
     let mut made = Vec::new();
     for i in 0..4 {
         let label = format!("n{i}");
-        made.push(
-            backup::create("app", &db, &opts, Some(&label), &mut quiet, &no_cancel()).unwrap(),
-        );
+        made.push(create_quietly("app", &db, &opts, Some(&label)).unwrap());
     }
     let names: Vec<String> = backup::list("app", &backups)
         .unwrap()
@@ -307,37 +349,15 @@ fn leftover_temp_files_are_removed_and_never_listed() {
         .is_empty());
 }
 
-/// Overwrites the b-tree page header of `table`'s root page.
-fn corrupt_table(db: &Path, table: &str) {
-    let (root, page_size): (i64, i64) = {
-        let conn = Connection::open(db).unwrap();
-        let root = conn
-            .query_row(
-                "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
-                [table],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let size = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap();
-        (root, size)
-    };
-    let mut bytes = std::fs::read(db).unwrap();
-    let at = usize::try_from((root - 1) * page_size).unwrap();
-    bytes[at..at + 12].copy_from_slice(&[0x0d, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0]);
-    std::fs::write(db, bytes).unwrap();
-}
-
 #[test]
 fn corrupt_source_is_refused_and_no_backup_appears() {
     for method in [Method::default(), Method::VacuumInto] {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
         make_rows(&db, 2000, "a", false);
-        corrupt_table(&db, "t");
+        corrupt::table_root(&db, "t");
         assert_ne!(
-            sqlite3_any(&db, &["PRAGMA quick_check"]),
+            sqlite3::cli(&db, "PRAGMA quick_check"),
             "ok",
             "test corruption did not take"
         );
@@ -346,7 +366,7 @@ fn corrupt_source_is_refused_and_no_backup_appears() {
             method,
             ..options(&backups)
         };
-        let err = backup::create("app", &db, &opts, None, &mut quiet, &no_cancel()).unwrap_err();
+        let err = create_quietly("app", &db, &opts, None).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Refused, "{method:?}: {err}");
         assert!(
             matches!(err, backup::BackupError::CorruptSource { .. }),
@@ -368,28 +388,19 @@ fn vacuum_into_and_gzip_backups_verify_and_restore() {
         compress_above: Some(0),
         ..options(&backups)
     };
-    let info = backup::create("app", &db, &opts, None, &mut quiet, &no_cancel()).unwrap();
+    let info = create_quietly("app", &db, &opts, None).unwrap();
     assert!(info.file_name.ends_with(".db.gz"), "{}", info.file_name);
     assert!(info.meta.compressed);
     assert!(info.meta.size < std::fs::metadata(&db).unwrap().len());
     backup::verify(&info, Verify::Full).unwrap();
 
     make_rows(&db, 10, "new", true);
-    let report = restore::restore(
-        "app",
-        &db,
-        &opts,
-        &info.file_name,
-        true,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap();
+    let report = restore_quietly("app", &db, &opts, &info.file_name, true).unwrap();
     assert_eq!(report.restored_from, info.file_name);
     assert!(report.checksum_verified);
     assert_eq!(query_i64(&db, "SELECT count(*) FROM t"), 30_000);
-    assert_eq!(sqlite3(&db, &["PRAGMA journal_mode"]), "wal");
-    assert_eq!(sqlite3(&db, &["PRAGMA integrity_check"]), "ok");
+    assert_eq!(sqlite3::query(&db, "PRAGMA journal_mode"), "wal");
+    assert_eq!(sqlite3::query(&db, "PRAGMA integrity_check"), "ok");
     let saved = report.pre_restore_backup.expect("a pre-restore backup");
     assert!(saved.contains("-pre-restore.db"), "{saved}");
     let pre = backup::list("app", &backups)
@@ -416,7 +427,7 @@ fn vacuum_into_and_gzip_backups_verify_and_restore() {
 
 fn restore_err(db: &Path, backups: &Path, name: &str) -> restore::RestoreError {
     let opts = options(backups);
-    restore::restore("app", db, &opts, name, true, &mut quiet, &no_cancel()).unwrap_err()
+    restore_quietly("app", db, &opts, name, true).unwrap_err()
 }
 
 #[test]
@@ -452,16 +463,7 @@ fn restore_rejects_bad_names_and_leaves_the_database_untouched() {
         assert_eq!(err.kind(), kind, "{name:?}: {err}");
     }
     // Another database's backup is unknown to this one.
-    let err = restore::restore(
-        "ap",
-        &db,
-        &options(&backups),
-        &info.file_name,
-        false,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap_err();
+    let err = restore_quietly("ap", &db, &options(&backups), &info.file_name, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 
     assert_eq!(snapshot_files(&db), before, "the database changed");
@@ -495,7 +497,7 @@ fn restore_refuses_an_altered_backup() {
 
     // Without a sidecar the integrity check is the guard: a damaged b-tree is refused too.
     std::fs::remove_file(backups.join(format!("{}.meta.json", info.file_name))).unwrap();
-    corrupt_table(&info.path, "t");
+    corrupt::table_root(&info.path, "t");
     let err = restore_err(&db, &backups, &info.file_name);
     assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
     assert!(err.to_string().contains("integrity_check"), "{err}");
@@ -509,8 +511,7 @@ fn restore_while_another_process_holds_the_database_open() {
     make_rows(&db, 300, "old", true);
     let backups = dir.path().join("backups");
     let opts = options(&backups);
-    let info: BackupInfo =
-        backup::create("app", &db, &opts, None, &mut quiet, &no_cancel()).unwrap();
+    let info: BackupInfo = create_quietly("app", &db, &opts, None).unwrap();
     make_rows(&db, 20, "new", true);
 
     let mut holder = spawn_self("holder_process", &[(HOLDER_ENV, db.to_str().unwrap())]);
@@ -538,7 +539,7 @@ fn restore_while_another_process_holds_the_database_open() {
         "(300, \"old-99\")"
     );
     assert!(holder.wait().unwrap().success());
-    assert_eq!(sqlite3(&db, &["PRAGMA integrity_check"]), "ok");
+    assert_eq!(sqlite3::query(&db, "PRAGMA integrity_check"), "ok");
 }
 
 #[test]
@@ -553,7 +554,7 @@ fn restore_into_a_wal_database_with_another_page_size() {
     make_rows(&db, 2000, "old", false);
     let backups = dir.path().join("backups");
     let opts = options(&backups);
-    let info = backup::create("app", &db, &opts, None, &mut quiet, &no_cancel()).unwrap();
+    let info = create_quietly("app", &db, &opts, None).unwrap();
     assert_eq!(info.meta.page_size, Some(8192));
     {
         let conn = Connection::open(&db).unwrap();
@@ -562,21 +563,12 @@ fn restore_into_a_wal_database_with_another_page_size() {
     }
     make_rows(&db, 5, "new", true);
 
-    let report = restore::restore(
-        "app",
-        &db,
-        &opts,
-        &info.file_name,
-        true,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap();
+    let report = restore_quietly("app", &db, &opts, &info.file_name, true).unwrap();
     assert!(report.page_size_converted);
     assert_eq!(report.page_size, 4096);
     assert_eq!(query_i64(&db, "SELECT count(*) FROM t"), 2000);
-    assert_eq!(sqlite3(&db, &["PRAGMA journal_mode"]), "wal");
-    assert_eq!(sqlite3(&db, &["PRAGMA integrity_check"]), "ok");
+    assert_eq!(sqlite3::query(&db, "PRAGMA journal_mode"), "wal");
+    assert_eq!(sqlite3::query(&db, "PRAGMA integrity_check"), "ok");
 }
 
 #[test]
@@ -593,50 +585,38 @@ fn cancelled_backup_and_restore_change_nothing() {
         ..options(&backups)
     };
     let cancel = AtomicBool::new(false);
-    let mut calls = 0;
     let err = backup::create(
         "bank",
         &db,
         &opts,
         None,
-        &mut |_| {
-            calls += 1;
-            if calls == 3 {
-                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        },
+        &mut cancel_at_third_step(&cancel),
         &cancel,
     )
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert_eq!(std::fs::read_dir(&backups).unwrap().count(), 0);
 
-    let info = backup::create("bank", &db, &opts, None, &mut quiet, &no_cancel()).unwrap();
+    let info = create_quietly("bank", &db, &opts, None).unwrap();
     {
         let conn = Connection::open(&db).unwrap();
         conn.execute_batch("DELETE FROM padding").unwrap();
     }
     let before = query_i64(&db, "SELECT count(*) FROM padding");
     cancel.store(false, std::sync::atomic::Ordering::Relaxed);
-    let mut calls = 0;
     let err = restore::restore(
         "bank",
         &db,
         &opts,
         &info.file_name,
         false,
-        &mut |_| {
-            calls += 1;
-            if calls == 3 {
-                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        },
+        &mut cancel_at_third_step(&cancel),
         &cancel,
     )
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
     assert_eq!(query_i64(&db, "SELECT count(*) FROM padding"), before);
-    assert_eq!(sqlite3(&db, &["PRAGMA integrity_check"]), "ok");
+    assert_eq!(sqlite3::query(&db, "PRAGMA integrity_check"), "ok");
 }
 
 #[test]
@@ -645,23 +625,13 @@ fn invalid_label_and_missing_database_are_classified() {
     let backups = dir.path().join("backups");
     let db = dir.path().join("app.db");
     make_rows(&db, 1, "a", false);
-    let err = backup::create(
-        "app",
-        &db,
-        &options(&backups),
-        Some("../x"),
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap_err();
+    let err = create_quietly("app", &db, &options(&backups), Some("../x")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    let err = backup::create(
+    let err = create_quietly(
         "app",
         &dir.path().join("missing.db"),
         &options(&backups),
         None,
-        &mut quiet,
-        &no_cancel(),
     )
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
@@ -682,18 +652,9 @@ fn locked_database_is_reported_after_the_busy_timeout() {
         ..options(&backups)
     };
     let t = Instant::now();
-    let err = backup::create("app", &db, &opts, None, &mut quiet, &no_cancel()).unwrap_err();
+    let err = create_quietly("app", &db, &opts, None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
-    let err = restore::restore(
-        "app",
-        &db,
-        &opts,
-        &info.file_name,
-        false,
-        &mut quiet,
-        &no_cancel(),
-    )
-    .unwrap_err();
+    let err = restore_quietly("app", &db, &opts, &info.file_name, false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Locked, "{err}");
     assert!(t.elapsed() < Duration::from_secs(5));
     blocker.execute_batch("ROLLBACK").unwrap();

@@ -11,7 +11,7 @@ mod sqlite3;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use exporter::{must, value, Exporter};
 
@@ -27,21 +27,8 @@ fn check(args: &[&str]) -> (i32, String) {
     )
 }
 
-/// Scrapes until `ready` holds for the body (20 s at most), returning that body.
-fn scrape_until(e: &Exporter, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body = e.metrics();
-        if ready(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+/// How long a test waits for the background checks to show in a scrape.
+const CHECKS_SHOW: Duration = Duration::from_secs(20);
 
 fn write_config(dir: &Path, body: &str) -> String {
     let p = dir.join("sqlite_exporter.yml");
@@ -104,7 +91,7 @@ fn the_server_reports_index_corruption_after_the_next_full_check_not_the_quick_o
     );
     let e = Exporter::start(&["--config.file", &config]);
     let l = [("database", "idx")];
-    let body = scrape_until(&e, "a quick check of idx", |b| {
+    let body = e.metrics_until(CHECKS_SHOW, "a quick check of idx", |b| {
         value(b, "sqlite_integrity_check_success", &l).is_some()
     });
     assert_eq!(
@@ -112,7 +99,7 @@ fn the_server_reports_index_corruption_after_the_next_full_check_not_the_quick_o
         1.0,
         "quick_check cannot see it"
     );
-    let body = scrape_until(&e, "the full check of idx", |b| {
+    let body = e.metrics_until(CHECKS_SHOW, "the full check of idx", |b| {
         value(b, "sqlite_integrity_check_success", &l) == Some(0.0)
     });
     assert_eq!(
@@ -152,7 +139,7 @@ fn dbstat_and_tables_equal_the_sqlite3_cli() {
         "--collector.tables",
     ]);
     let l = [("database", "stats")];
-    let body = scrape_until(&e, "dbstat and tables", |b| {
+    let body = e.metrics_until(CHECKS_SHOW, "dbstat and tables", |b| {
         value(b, "sqlite_unused_bytes", &l).is_some()
             && value(b, "sqlite_table_rows", &[("table", "b c")]).is_some()
     });
@@ -205,7 +192,7 @@ fn a_check_longer_than_its_timeout_is_interrupted_and_reported_unknown() {
     );
     let e = Exporter::start(&["--config.file", &config]);
     let l = [("database", "big"), ("collector", "integrity")];
-    let body = scrape_until(&e, "an interrupted check", |b| {
+    let body = e.metrics_until(CHECKS_SHOW, "an interrupted check", |b| {
         value(b, "sqlite_scrape_collector_success", &l).is_some()
     });
     assert_eq!(must(&body, "sqlite_scrape_collector_success", &l), 0.0);

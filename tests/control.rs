@@ -7,9 +7,7 @@ mod corrupt;
 #[path = "util/exporter.rs"]
 mod exporter;
 
-use std::path::Path;
-
-use exporter::{api, big_db, build_db, eventually, files, must, Setup};
+use exporter::{api, app_db, big_db, eventually, files, must, Setup};
 use serde_json::Value;
 
 const ROUTES: &[(&str, &str, Option<&str>)] = &[
@@ -44,18 +42,6 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ),
     ("GET", "/api/v1/jobs/nope", None),
 ];
-
-fn app_db(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("app.db");
-    build_db(
-        &p,
-        "PRAGMA journal_mode=WAL;
-         CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
-         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500)
-         INSERT INTO accounts(balance) SELECT 100 FROM c;",
-    );
-    p
-}
 
 #[test]
 fn every_route_needs_a_valid_token_and_an_enabled_control_api() {

@@ -3,12 +3,14 @@
 
 #[path = "util/exporter.rs"]
 mod exporter;
+#[path = "util/sqlite3.rs"]
+mod sqlite3;
 #[path = "util/tools.rs"]
 mod tools;
 
 use std::path::Path;
 
-use exporter::{build_db, must, sqlite3, value, Exporter};
+use exporter::{build_db, must, value, Exporter};
 use rusqlite::Connection;
 
 /// A WAL database with uncheckpointed frames, held open by `writer` so they stay in the WAL.
@@ -54,7 +56,7 @@ fn metrics_equal_sqlite3_and_a_scrape_leaves_the_wal_as_it_was() {
         let l = [("database", name)];
         assert_eq!(must(&body, "sqlite_up", &l), 1.0);
         let q = |pragma: &str| {
-            sqlite3(path, &format!("PRAGMA {pragma}"))
+            sqlite3::query_readonly(path, &format!("PRAGMA {pragma}"))
                 .parse::<f64>()
                 .unwrap()
         };
@@ -308,7 +310,7 @@ fn a_hundred_concurrent_scrapes_all_return_correct_values() {
     }
     let expected: Vec<f64> = (0..10)
         .map(|i| {
-            sqlite3(&dir.path().join(format!("db{i}.db")), "PRAGMA page_count")
+            sqlite3::query_readonly(&dir.path().join(format!("db{i}.db")), "PRAGMA page_count")
                 .parse()
                 .unwrap()
         })

@@ -4,6 +4,8 @@
 
 #[path = "util/exporter.rs"]
 mod exporter;
+#[path = "util/golden.rs"]
+mod golden;
 
 use exporter::{build_db, Exporter};
 use rusqlite::Connection;
@@ -116,30 +118,6 @@ databases:
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let got = mask(&body, &d.to_string_lossy());
-    let golden =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/golden.prom");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).unwrap();
-        return;
-    }
-    let want =
-        std::fs::read_to_string(&golden).expect("golden file missing; run with UPDATE_GOLDEN=1");
-    if got != want {
-        let diff: Vec<String> = want
-            .lines()
-            .filter(|l| !got.lines().any(|g| g == *l))
-            .map(|l| format!("- {l}"))
-            .chain(
-                got.lines()
-                    .filter(|l| !want.lines().any(|w| w == *l))
-                    .map(|l| format!("+ {l}")),
-            )
-            .collect();
-        panic!(
-            "/metrics differs from {} (UPDATE_GOLDEN=1 rewrites it):\n{}",
-            golden.display(),
-            diff.join("\n")
-        );
-    }
+    golden::compare("golden.prom", "/metrics", &got);
     drop(writer);
 }

@@ -5,12 +5,15 @@
 //! of this process holds the write lock; a full scrape and an integrity check run in the same
 //! process; another process must still find the database locked.
 
+#[path = "util/sqlite3.rs"]
+mod sqlite3;
+
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use sqlite3::Open;
 use sqlite_exporter::checks::integrity::{self, Mode};
 use sqlite_exporter::collect::CollectorSet;
 use sqlite_exporter::config::Config;
@@ -18,14 +21,12 @@ use sqlite_exporter::fleet::Fleet;
 
 /// Tries to write from another process; true when it is refused as locked.
 fn other_process_is_locked_out(db: &Path) -> bool {
-    let out = Command::new("sqlite3")
-        .arg(db)
-        .arg(".timeout 200")
-        .arg("INSERT INTO t VALUES (99);")
-        .output()
-        .expect("sqlite3 CLI (Debian package sqlite3)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    !out.status.success() && err.contains("locked")
+    let out = sqlite3::run(
+        db,
+        Open::ReadWrite,
+        &[".timeout 200", "INSERT INTO t VALUES (99);"],
+    );
+    !out.success && out.stderr.contains("locked")
 }
 
 fn check(journal: &str, lock: &str) {

@@ -1,104 +1,88 @@
 //! Checkpoints, recovery, VACUUM and the opt-in policies (issue 5), over real HTTP and the CLI.
 
+#[path = "util/corrupt.rs"]
+mod corrupt;
 #[path = "util/exporter.rs"]
 mod exporter;
+#[path = "util/sqlite3.rs"]
+mod sqlite3;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use exporter::{api, build_db, eventually, files, must, sqlite3, value, Setup};
+use exporter::{api, build_db, eventually, files, must, value, Setup};
 use rusqlite::Connection;
 use serde_json::Value;
+use sqlite3::integrity_ok;
 
-/// A WAL database of 300 accounts holding 100 each.
-fn accounts(path: &Path) {
+/// A temp dir with `app.db`, a WAL database of 300 accounts holding 100 each, and a config for
+/// it (`defaults` appended under `defaults:`, the control API on when `control`).
+fn app(defaults: &str, control: bool) -> (PathBuf, Setup) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
     build_db(
-        path,
+        &db,
         "PRAGMA journal_mode=WAL;
          CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
          CREATE INDEX accounts_balance ON accounts(balance);
          WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 300)
          INSERT INTO accounts(balance) SELECT 100 FROM c;",
     );
+    let s = Setup::new(dir, &[("app", &db)], defaults, control);
+    (db, s)
 }
 
-/// Breaks the root page of `table` in place (its page type byte), after moving every WAL frame
-/// into the main file so the edit is what SQLite reads.
-fn corrupt_table(path: &Path, table: &str) {
-    let c = Connection::open(path).unwrap();
-    c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
-    let root: u64 = c
-        .query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
-            [table],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let page_size: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
-    drop(c);
-    let mut bytes = std::fs::read(path).unwrap();
-    let at = ((root - 1) * page_size) as usize;
-    bytes[at] = 0x00;
-    bytes[at + 3] = 0xff;
-    bytes[at + 4] = 0xff;
-    std::fs::write(path, bytes).unwrap();
-    assert!(!integrity_ok(path), "the corruption took");
-}
-
-/// Whether `sqlite3 FILE 'PRAGMA integrity_check'` says ok (an error exit is not ok).
-fn integrity_ok(path: &Path) -> bool {
-    let out = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(path)
-        .arg("PRAGMA integrity_check")
-        .output()
-        .expect("sqlite3 CLI (Debian package sqlite3)");
-    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok"
-}
-
-/// Runs the CLI and returns (exit code, stdout JSON).
-fn cli(args: &[&str]) -> (i32, Value) {
+/// Runs `sqlite_exporter COMMAND... --config.file CONFIG DATABASE` and returns (exit code,
+/// stdout JSON).
+fn cli(s: &Setup, command: &[&str], database: &str) -> (i32, Value) {
     let out = Command::new(exporter::binary())
-        .args(args)
+        .args(command)
+        .arg("--config.file")
+        .arg(&s.config)
+        .arg(database)
         .output()
         .unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (out.status.code().unwrap(), v)
 }
 
+/// `POST /api/v1/databases/app/recover` with the token; returns status and JSON body.
+fn recover_over_http(e: &exporter::Exporter, s: &Setup, dry_run: bool) -> (u16, Value) {
+    let body = format!(r#"{{"dry_run":{dry_run}}}"#);
+    api(
+        e,
+        "POST",
+        "/api/v1/databases/app/recover",
+        Some(&s.token),
+        Some(&body),
+    )
+}
+
 fn backup_now(s: &Setup, name: &str) -> String {
-    let (code, v) = cli(&["backup", "--config.file", s.config.to_str().unwrap(), name]);
+    let (code, v) = cli(s, &["backup"], name);
     assert_eq!(code, 0, "{v}");
     v["file_name"].as_str().unwrap().to_string()
 }
 
 fn count(path: &Path) -> i64 {
-    sqlite3(path, "SELECT count(*) FROM accounts")
+    sqlite3::query_readonly(path, "SELECT count(*) FROM accounts")
         .parse()
         .unwrap()
 }
 
 #[test]
 fn recover_restores_a_database_corrupted_after_its_last_backup() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
-    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let (db, s) = app("", true);
     let backup = backup_now(&s, "app");
     build_db(&db, "INSERT INTO accounts(balance) VALUES (7), (8);");
-    corrupt_table(&db, "accounts");
+    corrupt::table_root(&db, "accounts");
+    assert!(!integrity_ok(&db), "the corruption took");
 
     let e = s.start(&[]);
-    let (code, r) = api(
-        &e,
-        "POST",
-        "/api/v1/databases/app/recover",
-        Some(&s.token),
-        Some(r#"{"dry_run":false}"#),
-    );
+    let (code, r) = recover_over_http(&e, &s, false);
     assert_eq!(code, 200, "{r:#}");
     assert_eq!(r["success"], true);
     assert_eq!(r["corrupt"], true);
@@ -151,10 +135,7 @@ fn recover_restores_a_database_corrupted_after_its_last_backup() {
 
 #[test]
 fn recovery_skips_a_damaged_newest_backup_and_uses_the_next_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
-    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let (db, s) = app("", true);
     let older = backup_now(&s, "app");
     std::thread::sleep(Duration::from_millis(1100));
     build_db(&db, "INSERT INTO accounts(balance) VALUES (1);");
@@ -165,14 +146,10 @@ fn recovery_skips_a_damaged_newest_backup_and_uses_the_next_one() {
     let n = bytes.len();
     bytes[n / 2] ^= 0x55;
     std::fs::write(&p, bytes).unwrap();
-    corrupt_table(&db, "accounts");
+    corrupt::table_root(&db, "accounts");
+    assert!(!integrity_ok(&db), "the corruption took");
 
-    let (code, r) = cli(&[
-        "recover",
-        "--config.file",
-        s.config.to_str().unwrap(),
-        "app",
-    ]);
+    let (code, r) = cli(&s, &["recover"], "app");
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["restored_from"], older.as_str(), "{r:#}");
     assert_eq!(r["skipped_backups"][0], newest.as_str());
@@ -182,12 +159,10 @@ fn recovery_skips_a_damaged_newest_backup_and_uses_the_next_one() {
 
 #[test]
 fn dry_run_changes_no_byte_of_the_database_or_the_backup_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
-    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let (db, s) = app("", true);
     backup_now(&s, "app");
-    corrupt_table(&db, "accounts");
+    corrupt::table_root(&db, "accounts");
+    assert!(!integrity_ok(&db), "the corruption took");
     let snapshot = |p: &Path| -> Vec<(String, Vec<u8>)> {
         let mut v: Vec<(String, Vec<u8>)> = files(p)
             .into_iter()
@@ -198,13 +173,7 @@ fn dry_run_changes_no_byte_of_the_database_or_the_backup_directory() {
     };
     let before = snapshot(&s.backups);
     let e = s.start(&["--no-collector.integrity"]);
-    let (code, r) = api(
-        &e,
-        "POST",
-        "/api/v1/databases/app/recover",
-        Some(&s.token),
-        Some(r#"{"dry_run":true}"#),
-    );
+    let (code, r) = recover_over_http(&e, &s, true);
     assert_eq!(code, 200, "{r:#}");
     assert_eq!(r["dry_run"], true);
     assert!(
@@ -217,13 +186,7 @@ fn dry_run_changes_no_byte_of_the_database_or_the_backup_directory() {
     );
     assert_eq!(snapshot(&s.backups), before, "dry run changed something");
     assert!(!s.backups.join("quarantine").exists());
-    let (code, r) = cli(&[
-        "recover",
-        "--dry-run",
-        "--config.file",
-        s.config.to_str().unwrap(),
-        "app",
-    ]);
+    let (code, r) = cli(&s, &["recover", "--dry-run"], "app");
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["dry_run"], true);
     assert_eq!(
@@ -244,12 +207,7 @@ fn dry_run_changes_no_byte_of_the_database_or_the_backup_directory() {
 
 #[test]
 fn auto_recover_restores_after_the_next_integrity_check_without_a_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
-    let s = Setup::new(
-        dir,
-        &[("app", &db)],
+    let (db, s) = app(
         "  integrity_check: { interval: 1s }\n  auto: { recover: true }\n",
         false,
     );
@@ -262,7 +220,8 @@ fn auto_recover_restores_after_the_next_integrity_check_without_a_request() {
             &[("database", "app")],
         ) == Some(1.0)
     });
-    corrupt_table(&db, "accounts");
+    corrupt::table_root(&db, "accounts");
+    assert!(!integrity_ok(&db), "the corruption took");
     eventually(30, "an automatic recovery", || {
         let b = e.metrics();
         value(&b, "sqlite_recoveries_total", &[("database", "app")]) == Some(1.0)
@@ -275,15 +234,7 @@ fn auto_recover_restores_after_the_next_integrity_check_without_a_request() {
 
 #[test]
 fn auto_checkpoint_brings_the_wal_back_while_the_writer_keeps_going() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
-    let s = Setup::new(
-        dir,
-        &[("app", &db)],
-        "  thresholds: { wal_critical_bytes: 1MiB }\n  integrity_check: { interval: 1s }\n  auto: { checkpoint: true }\n",
-        false,
-    );
+    let (db, s) = app("  thresholds: { wal_critical_bytes: 1MiB }\n  integrity_check: { interval: 1s }\n  auto: { checkpoint: true }\n", false);
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
     let writer = {
@@ -334,7 +285,7 @@ fn auto_checkpoint_brings_the_wal_back_while_the_writer_keeps_going() {
     writer.join().unwrap();
 }
 
-fn dir_wal(db: &Path) -> std::path::PathBuf {
+fn dir_wal(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
     s.push("-wal");
     s.into()
@@ -351,10 +302,7 @@ fn checkpoints(e: &exporter::Exporter) -> f64 {
 
 #[test]
 fn a_checkpoint_blocked_by_a_reader_says_busy_and_what_it_could_not_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
-    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let (db, s) = app("", true);
     let app = Connection::open(&db).unwrap();
     app.execute_batch("PRAGMA wal_autocheckpoint=0;").unwrap();
     let reader = Connection::open(&db).unwrap();
@@ -387,25 +335,13 @@ fn a_checkpoint_blocked_by_a_reader_says_busy_and_what_it_could_not_copy() {
         ),
         1.0
     );
-    let (code, _) = cli(&[
-        "checkpoint",
-        "--mode=restart",
-        "--config.file",
-        s.config.to_str().unwrap(),
-        "app",
-    ]);
+    let (code, _) = cli(&s, &["checkpoint", "--mode=restart"], "app");
     assert_eq!(
         code, 1,
         "the CLI does not report a busy checkpoint as success"
     );
     reader.execute_batch("COMMIT;").unwrap();
-    let (code, r) = cli(&[
-        "checkpoint",
-        "--mode=truncate",
-        "--config.file",
-        s.config.to_str().unwrap(),
-        "app",
-    ]);
+    let (code, r) = cli(&s, &["checkpoint", "--mode=truncate"], "app");
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["wal_bytes_after"], 0);
 }
@@ -426,8 +362,12 @@ fn vacuum_raises_utilization_and_is_refused_without_disk() {
     let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
     fragmented(&a);
     fragmented(&b);
-    let free: f64 = sqlite3(&a, "PRAGMA freelist_count").parse().unwrap();
-    let pages: f64 = sqlite3(&a, "PRAGMA page_count").parse().unwrap();
+    let free: f64 = sqlite3::query_readonly(&a, "PRAGMA freelist_count")
+        .parse()
+        .unwrap();
+    let pages: f64 = sqlite3::query_readonly(&a, "PRAGMA page_count")
+        .parse()
+        .unwrap();
     assert!(free / pages >= 0.3);
     let s = Setup::new(dir, &[("a", &a), ("b", &b)], "", true);
     let yaml = std::fs::read_to_string(&s.config).unwrap().replace(
@@ -448,7 +388,7 @@ fn vacuum_raises_utilization_and_is_refused_without_disk() {
     );
     assert_eq!(code, 200, "{r}");
     assert!(r["utilization_after"].as_f64().unwrap() >= 0.99, "{r}");
-    assert_eq!(sqlite3(&a, "PRAGMA freelist_count"), "0");
+    assert_eq!(sqlite3::query_readonly(&a, "PRAGMA freelist_count"), "0");
     let before = std::fs::read(&b).unwrap();
     let (code, r) = api(
         &e,
@@ -470,7 +410,7 @@ fn vacuum_raises_utilization_and_is_refused_without_disk() {
         before,
         "a refused VACUUM touches nothing"
     );
-    let (code, _) = cli(&["vacuum", "--config.file", s.config.to_str().unwrap(), "b"]);
+    let (code, _) = cli(&s, &["vacuum"], "b");
     assert_eq!(code, 1);
     let body = e.metrics();
     assert_eq!(
@@ -485,11 +425,8 @@ fn vacuum_raises_utilization_and_is_refused_without_disk() {
 
 #[test]
 fn recovery_replaces_a_database_whose_header_is_destroyed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    accounts(&db);
+    let (db, s) = app("", false);
     build_db(&db, "PRAGMA journal_mode=DELETE;");
-    let s = Setup::new(dir, &[("app", &db)], "", false);
     backup_now(&s, "app");
     let mut bytes = std::fs::read(&db).unwrap();
     bytes[..100].fill(0x5a);
@@ -500,12 +437,7 @@ fn recovery_replaces_a_database_whose_header_is_destroyed() {
     // A journal left next to the broken file (zeroed header: not hot, so readers may open).
     std::fs::write(&journal, [0u8; 512]).unwrap();
     let inode = std::fs::metadata(&db).unwrap().ino();
-    let (code, r) = cli(&[
-        "recover",
-        "--config.file",
-        s.config.to_str().unwrap(),
-        "app",
-    ]);
+    let (code, r) = cli(&s, &["recover"], "app");
     assert_eq!(code, 0, "{r:#}");
     let said = |needle: &str| {
         r["actions"]

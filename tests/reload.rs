@@ -4,7 +4,7 @@
 #[path = "util/exporter.rs"]
 mod exporter;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use exporter::{build_db, must, value, Exporter};
@@ -33,23 +33,6 @@ fn post(e: &Exporter, path: &str, token: Option<&str>) -> (u16, String) {
     }
 }
 
-/// Polls `/metrics` until `done` holds for the body, for at most `limit`.
-fn metrics_until(e: &Exporter, limit: Duration, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let body = e.metrics();
-        if done(&body) {
-            return body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {limit:?}; last body:\n{body}\nlog:\n{}",
-            e.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn up(body: &str, db: &str) -> Option<f64> {
     value(body, "sqlite_up", &[("database", db)])
 }
@@ -58,20 +41,41 @@ fn reload_ok(body: &str) -> f64 {
     must(body, "sqlite_exporter_config_last_reload_successful", &[])
 }
 
-#[test]
-fn a_database_added_to_the_config_file_is_exported_without_a_signal() {
+fn reload_time(body: &str) -> f64 {
+    must(
+        body,
+        "sqlite_exporter_config_last_reload_success_timestamp_seconds",
+        &[],
+    )
+}
+
+/// A temp dir holding the databases `dbs` (each with `TABLE`) and a config file
+/// `sqlite_exporter.yml` listing only `a.db`, and the exporter started on that file.
+fn start_listing_a(dbs: &[&str]) -> (tempfile::TempDir, PathBuf, Exporter) {
     let dir = tempfile::tempdir().unwrap();
-    build_db(&dir.path().join("a.db"), TABLE);
-    build_db(&dir.path().join("b.db"), TABLE);
+    for db in dbs {
+        build_db(&dir.path().join(db), TABLE);
+    }
     let cfg = dir.path().join("sqlite_exporter.yml");
     write_config(&cfg, "databases:\n  - path: a.db\n");
-    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
+    let e = start_on(&cfg);
+    (dir, cfg, e)
+}
+
+/// Starts the exporter on the config file `cfg`.
+fn start_on(cfg: &Path) -> Exporter {
+    Exporter::start(&[&format!("--config.file={}", cfg.display())])
+}
+
+#[test]
+fn a_database_added_to_the_config_file_is_exported_without_a_signal() {
+    let (_dir, cfg, e) = start_listing_a(&["a.db", "b.db"]);
     let body = e.metrics();
     assert_eq!(up(&body, "a"), Some(1.0));
     assert_eq!(up(&body, "b"), None);
 
     write_config(&cfg, "databases:\n  - path: a.db\n  - path: b.db\n");
-    let body = metrics_until(&e, Duration::from_secs(5), "b exported", |b| {
+    let body = e.metrics_until(Duration::from_secs(5), "b exported", |b| {
         up(b, "b") == Some(1.0)
     });
     assert_eq!(reload_ok(&body), 1.0);
@@ -81,16 +85,8 @@ fn a_database_added_to_the_config_file_is_exported_without_a_signal() {
 
 #[test]
 fn a_broken_config_is_rejected_the_old_one_keeps_serving_and_a_fixed_one_is_taken() {
-    let dir = tempfile::tempdir().unwrap();
-    build_db(&dir.path().join("a.db"), TABLE);
-    let cfg = dir.path().join("sqlite_exporter.yml");
-    write_config(&cfg, "databases:\n  - path: a.db\n");
-    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
-    let before = must(
-        &e.metrics(),
-        "sqlite_exporter_config_last_reload_success_timestamp_seconds",
-        &[],
-    );
+    let (_dir, cfg, e) = start_listing_a(&["a.db"]);
+    let before = reload_time(&e.metrics());
 
     write_config(
         &cfg,
@@ -112,46 +108,25 @@ fn a_broken_config_is_rejected_the_old_one_keeps_serving_and_a_fixed_one_is_take
     assert_eq!(code, 200, "{text}");
     let body = e.metrics();
     assert_eq!(reload_ok(&body), 1.0);
-    let after = must(
-        &body,
-        "sqlite_exporter_config_last_reload_success_timestamp_seconds",
-        &[],
-    );
+    let after = reload_time(&body);
     assert!(after > before, "success timestamp {before} -> {after}");
     assert_eq!(e.get("/-/reload").0, 405, "reload is POST only");
 }
 
 #[test]
 fn sighup_reloads_the_config_file() {
-    let dir = tempfile::tempdir().unwrap();
-    build_db(&dir.path().join("a.db"), TABLE);
-    let cfg = dir.path().join("sqlite_exporter.yml");
-    write_config(&cfg, "databases:\n  - path: a.db\n");
-    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
-    let before = must(
-        &e.metrics(),
-        "sqlite_exporter_config_last_reload_success_timestamp_seconds",
-        &[],
-    );
+    let (_dir, _, e) = start_listing_a(&["a.db"]);
+    let before = reload_time(&e.metrics());
     std::thread::sleep(Duration::from_millis(1100));
     e.signal(libc::SIGHUP);
     e.wait_log(&["configuration reloaded", "trigger=SIGHUP"]);
-    let after = must(
-        &e.metrics(),
-        "sqlite_exporter_config_last_reload_success_timestamp_seconds",
-        &[],
-    );
+    let after = reload_time(&e.metrics());
     assert!(after > before, "success timestamp {before} -> {after}");
 }
 
 #[test]
 fn unchanged_databases_keep_their_histograms_across_a_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    build_db(&dir.path().join("a.db"), TABLE);
-    build_db(&dir.path().join("b.db"), TABLE);
-    let cfg = dir.path().join("sqlite_exporter.yml");
-    write_config(&cfg, "databases:\n  - path: a.db\n");
-    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
+    let (_dir, cfg, e) = start_listing_a(&["a.db", "b.db"]);
     let count = |b: &str| {
         must(
             b,
@@ -202,19 +177,19 @@ fn glob_matches_are_discovered_and_dropped_within_seconds() {
     assert!(tenants.join("t1.db-wal").exists());
     let cfg = dir.path().join("sqlite_exporter.yml");
     write_config(&cfg, "databases:\n  - glob: tenants/*\n");
-    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
+    let e = start_on(&cfg);
     let body = e.metrics();
     assert_eq!(up(&body, "t1"), Some(1.0));
     assert_eq!(must(&body, "sqlite_exporter_databases", &[]), 1.0);
 
     build_db(&tenants.join("t2.db"), TABLE);
-    let body = metrics_until(&e, Duration::from_secs(5), "t2 discovered", |b| {
+    let body = e.metrics_until(Duration::from_secs(5), "t2 discovered", |b| {
         up(b, "t2") == Some(1.0)
     });
     assert_eq!(must(&body, "sqlite_exporter_databases", &[]), 2.0);
 
     std::fs::remove_file(tenants.join("t2.db")).unwrap();
-    metrics_until(&e, Duration::from_secs(5), "t2 dropped", |b| {
+    e.metrics_until(Duration::from_secs(5), "t2 dropped", |b| {
         up(b, "t2").is_none()
     });
     assert!(
@@ -246,7 +221,7 @@ fn sigterm_during_a_backup_removes_its_temp_file_and_exits_0() {
         "defaults:\n  backup: { dir: backups, pages_per_step: 32, step_pause: 5ms, compress: none }\n\
          databases:\n  - path: big.db\ncontrol:\n  enabled: true\n  token_file: token\n",
     );
-    let mut e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
+    let mut e = start_on(&cfg);
     let (code, text) = post(
         &e,
         "/api/v1/databases/big/backup?async=true",
@@ -306,7 +281,7 @@ fn a_kubernetes_configmap_swap_is_seen() {
     )
     .unwrap();
     let cfg = mount.join("sqlite_exporter.yml");
-    let e = Exporter::start(&[&format!("--config.file={}", cfg.display())]);
+    let e = start_on(&cfg);
     assert_eq!(up(&e.metrics(), "b"), None);
 
     let second = version(
@@ -319,7 +294,7 @@ fn a_kubernetes_configmap_swap_is_seen() {
     );
     symlink(&second, mount.join("..data_tmp")).unwrap();
     std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
-    metrics_until(&e, Duration::from_secs(5), "b exported", |body| {
+    e.metrics_until(Duration::from_secs(5), "b exported", |body| {
         up(body, "b") == Some(1.0)
     });
 }

@@ -1,5 +1,5 @@
 //! Shared helpers for the backup engine's integration tests: databases built from SQL in temp
-//! dirs, the `sqlite3` CLI as an independent oracle, and child processes of the test binary.
+//! dirs and child processes of the test binary (the `sqlite3` CLI oracle is `util/sqlite3.rs`).
 
 #![allow(dead_code)]
 
@@ -10,51 +10,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 use sqlite_exporter::actions::backup::{BackupOptions, Method, Verify};
 
-pub const SQLITE3: &str = "/usr/bin/sqlite3";
 /// Starting balance of every account; `sum(balance)` is `ACCOUNTS * BALANCE` forever.
 pub const BALANCE: i64 = 1000;
-
-/// Runs the sqlite3 CLI and returns its stdout, panicking with its stderr on failure.
-pub fn sqlite3(db: &Path, args: &[&str]) -> String {
-    assert!(
-        Path::new(SQLITE3).exists(),
-        "install Debian package sqlite3"
-    );
-    let out = Command::new(SQLITE3)
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run sqlite3");
-    assert!(
-        out.status.success(),
-        "sqlite3 {} {:?} failed: {}",
-        db.display(),
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Runs the sqlite3 CLI and returns stdout and stderr together, whatever the exit status (for
-/// checks expected to fail).
-pub fn sqlite3_any(db: &Path, args: &[&str]) -> String {
-    assert!(
-        Path::new(SQLITE3).exists(),
-        "install Debian package sqlite3"
-    );
-    let out = Command::new(SQLITE3)
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run sqlite3");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-    .trim()
-    .to_owned()
-}
 
 /// A bank: `accounts` rows of `BALANCE`, a one-row `stats(commits)` the writer bumps with every
 /// transfer, and `padding_mib` of random blobs so copies take measurable time.

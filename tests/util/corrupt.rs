@@ -1,7 +1,7 @@
-//! Builders of corrupt SQLite databases for tests: each creates a database from SQL in the
-//! given directory, then edits bytes of one page with `std::fs`, so no binary fixture lives in
-//! git. The databases are left in rollback-journal mode, so the edited main file is exactly
-//! what SQLite reads.
+//! Corrupt SQLite databases for tests, made by editing bytes of one page with `std::fs`, so no
+//! binary fixture lives in git: builders that create a database from SQL in the given
+//! directory (left in rollback-journal mode, so the edited main file is exactly what SQLite
+//! reads), and [`table_root`], which breaks a table of an existing database in place.
 //!
 //! Include with `#[path = "util/corrupt.rs"] mod corrupt;`.
 #![allow(dead_code)]
@@ -76,6 +76,23 @@ pub fn malformed_schema(dir: &Path) -> PathBuf {
     path
 }
 
+/// Breaks the root page of `table` in an existing database, in place: its page type byte
+/// becomes invalid and its cell count 0xffff. Every WAL frame is first moved into the main file
+/// (`wal_checkpoint(TRUNCATE)`; a no-op in rollback-journal mode), so the edit is what SQLite
+/// reads. Both integrity checks then fail, and reading the table fails with `SQLITE_CORRUPT`.
+pub fn table_root(path: &Path, table: &str) {
+    let conn = Connection::open(path).expect("open test database");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint test database");
+    let (root, page_size) = root_page(&conn, table);
+    conn.close().expect("close test database");
+    edit_page(path, root, page_size, |page| {
+        page[0] = 0x00;
+        page[3] = 0xff;
+        page[4] = 0xff;
+    });
+}
+
 /// Creates `path` in rollback-journal mode from `sql`; returns the root page of `object` and
 /// the page size.
 fn build(path: &Path, sql: &str, object: &str) -> (u64, usize) {
@@ -83,6 +100,13 @@ fn build(path: &Path, sql: &str, object: &str) -> (u64, usize) {
     conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA page_size = 4096;")
         .expect("set journal mode");
     conn.execute_batch(sql).expect("fill test database");
+    let found = root_page(&conn, object);
+    conn.close().expect("close test database");
+    found
+}
+
+/// The root page of `object` and the page size.
+fn root_page(conn: &Connection, object: &str) -> (u64, usize) {
     let root: i64 = conn
         .query_row(
             "SELECT rootpage FROM sqlite_schema WHERE name = ?1",
@@ -93,7 +117,6 @@ fn build(path: &Path, sql: &str, object: &str) -> (u64, usize) {
     let page_size: i64 = conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .expect("read page size");
-    conn.close().expect("close test database");
     (
         u64::try_from(root).expect("positive root page"),
         usize::try_from(page_size).expect("positive page size"),

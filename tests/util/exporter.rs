@@ -1,5 +1,6 @@
 //! Test helpers for the real binary: SQLite files built from SQL in temp dirs, the exporter
-//! started on 127.0.0.1:0, HTTP over loopback, and the `sqlite3` CLI as an independent oracle.
+//! started on 127.0.0.1:0, and HTTP over loopback (the `sqlite3` CLI oracle is
+//! `util/sqlite3.rs`).
 #![allow(dead_code)] // each test crate uses a different subset
 
 use std::io::{BufRead, BufReader};
@@ -177,6 +178,29 @@ impl Exporter {
         assert_eq!(code, 200, "GET /metrics: {body}");
         body
     }
+
+    /// Polls `/metrics` until `done` holds for the body, for at most `limit`; returns that
+    /// body, or panics with the last body and the log.
+    pub fn metrics_until(
+        &self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let body = self.metrics();
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?}; last body:\n{body}\nlog:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 /// Creates a database at `path` from `sql`.
@@ -185,27 +209,17 @@ pub fn build_db(path: &Path, sql: &str) {
     c.execute_batch(sql).unwrap();
 }
 
-/// Runs `sqlite3 -readonly FILE SQL` and returns its trimmed output. A missing CLI is a failure
-/// naming the package.
-pub fn sqlite3(db: &Path, sql: &str) -> String {
-    let out = match Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(db)
-        .arg(sql)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("`sqlite3` is not installed; it is provided by the Debian package `sqlite3` (apt-get install sqlite3)")
-        }
-        Err(e) => panic!("sqlite3: {e}"),
-    };
-    assert!(
-        out.status.success(),
-        "sqlite3 {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
+/// `dir/app.db`: a WAL database of 500 accounts holding 100 each.
+pub fn app_db(dir: &Path) -> PathBuf {
+    let p = dir.join("app.db");
+    build_db(
+        &p,
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE accounts(id INTEGER PRIMARY KEY, balance INTEGER NOT NULL);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 500)
+         INSERT INTO accounts(balance) SELECT 100 FROM c;",
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    p
 }
 
 /// The value of the series `name{labels}` (labels given as `k="v"` pairs in any order).
