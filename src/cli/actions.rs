@@ -67,10 +67,10 @@ pub fn run(command: &Command, config_file: Option<&PathBuf>) -> anyhow::Result<i
     report(worker.join().map_err(|_| anyhow!("the action panicked"))?)
 }
 
-/// Prints an action's result as JSON on stdout and returns the exit code: 0 done, 1 failed,
-/// refused or busy, 2 a bad request (bad parameters, unknown database or backup).
+/// Prints an action's result as JSON on stdout and returns its [`exit_code`].
 fn report(result: Result<Outcome, ActionError>) -> anyhow::Result<i32> {
-    match result {
+    let code = exit_code(&result);
+    match &result {
         Ok(outcome) => {
             let v = outcome.to_json();
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -81,18 +81,26 @@ fn report(result: Result<Outcome, ActionError>) -> anyhow::Result<i32> {
                         .and_then(Value::as_str)
                         .unwrap_or("checkpoint busy")
                 );
-                return Ok(1);
             }
-            Ok(0)
         }
         Err(e) => {
-            println!("{}", serde_json::to_string_pretty(&e)?);
+            println!("{}", serde_json::to_string_pretty(e)?);
             eprintln!("sqlite_exporter: {}", e.error);
-            Ok(match e.kind {
-                ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
-                _ => 1,
-            })
         }
+    }
+    Ok(code)
+}
+
+/// The exit code of an action's result: 0 done, 1 failed, refused or busy, 2 a bad request
+/// (bad parameters, unknown database or backup).
+fn exit_code(result: &Result<Outcome, ActionError>) -> i32 {
+    match result {
+        Ok(outcome) if outcome.busy() => 1,
+        Ok(_) => 0,
+        Err(e) => match e.kind {
+            ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
+            _ => 1,
+        },
     }
 }
 
@@ -121,4 +129,71 @@ fn monitor(target: &Target, config_file: Option<&PathBuf>) -> anyhow::Result<Arc
         db.settings = Arc::new(settings);
     }
     Ok(Arc::new(Monitor::new(db, 0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::checkpoint::{CheckpointReport, Mode};
+    use crate::actions::optimize::OptimizeReport;
+
+    fn checkpoint(busy: bool) -> Result<Outcome, ActionError> {
+        Ok(Outcome::Checkpoint(CheckpointReport {
+            mode: Mode::Truncate,
+            busy,
+            log_frames: 10,
+            checkpointed_frames: if busy { 4 } else { 10 },
+            frames_not_checkpointed: if busy { 6 } else { 0 },
+            wal_bytes_before: 40_000,
+            wal_bytes_after: if busy { 40_000 } else { 0 },
+            duration_seconds: 0.01,
+            message: "checkpoint".into(),
+        }))
+    }
+
+    #[test]
+    fn success_is_0_and_a_busy_checkpoint_is_1() {
+        assert_eq!(exit_code(&checkpoint(false)), 0);
+        assert_eq!(exit_code(&checkpoint(true)), 1);
+        let optimized = Ok(Outcome::Optimize(OptimizeReport {
+            duration_seconds: 0.01,
+            message: "optimized".into(),
+        }));
+        assert_eq!(exit_code(&optimized), 0);
+    }
+
+    /// A match without a wildcard: a new kind does not compile until it has an exit code here.
+    fn expected(kind: ErrorKind) -> i32 {
+        match kind {
+            ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
+            ErrorKind::Busy
+            | ErrorKind::Refused
+            | ErrorKind::Locked
+            | ErrorKind::Cancelled
+            | ErrorKind::Internal => 1,
+        }
+    }
+
+    #[test]
+    fn every_error_kind_has_its_exit_code() {
+        for kind in [
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Busy,
+            ErrorKind::Refused,
+            ErrorKind::Locked,
+            ErrorKind::Cancelled,
+            ErrorKind::Internal,
+        ] {
+            let result = Err(ActionError::new(kind, "why"));
+            assert_eq!(exit_code(&result), expected(kind), "{kind:?}");
+            assert_eq!(report(result).unwrap(), expected(kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn report_returns_the_exit_code() {
+        assert_eq!(report(checkpoint(false)).unwrap(), 0);
+        assert_eq!(report(checkpoint(true)).unwrap(), 1);
+    }
 }

@@ -288,3 +288,58 @@ async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<V
     })?;
     Ok(Json(json!(job.view())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error kind. The match in [`expected_status`] has no wildcard, so a new kind does
+    /// not compile until it is given a status there (and added here).
+    const KINDS: [ErrorKind; 7] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Busy,
+        ErrorKind::Refused,
+        ErrorKind::Locked,
+        ErrorKind::Cancelled,
+        ErrorKind::Internal,
+    ];
+
+    fn expected_status(kind: ErrorKind) -> u16 {
+        match kind {
+            ErrorKind::InvalidInput => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Busy => 409,
+            ErrorKind::Refused => 422,
+            ErrorKind::Locked => 503,
+            ErrorKind::Cancelled => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    #[test]
+    fn every_error_kind_has_its_http_status() {
+        for kind in KINDS {
+            let e = ApiError::from(ActionError::new(kind, "why"));
+            assert_eq!(e.status.as_u16(), expected_status(kind), "{kind:?}");
+            assert_eq!(e.body.kind, kind, "the error keeps its kind");
+            let response = e.into_response();
+            assert_eq!(
+                response.status().as_u16(),
+                expected_status(kind),
+                "{kind:?}"
+            );
+            assert!(
+                response.headers().get(header::WWW_AUTHENTICATE).is_none(),
+                "only a 401 asks for a bearer token"
+            );
+        }
+    }
+
+    #[test]
+    fn the_kinds_listed_are_distinct() {
+        for (i, a) in KINDS.iter().enumerate() {
+            assert!(!KINDS[i + 1..].contains(a), "{a:?} listed twice");
+        }
+    }
+}
