@@ -49,7 +49,20 @@ fn metrics_equal_sqlite3_and_a_scrape_leaves_the_wal_as_it_was() {
     assert!(before.1.len() > 32, "the WAL should hold frames");
 
     let e = Exporter::start(&[a.to_str().unwrap(), b.to_str().unwrap()]);
-    let body = e.metrics();
+    // The probes run right after start on their own schedule; wait for both databases'.
+    let body = e.metrics_until(
+        std::time::Duration::from_secs(10),
+        "the first probes",
+        |body| {
+            ["a", "b"].iter().all(|d| {
+                body.contains(&format!(
+                    r#"sqlite_query_duration_seconds_count{{database="{d}"}}"#
+                )) && body.contains(&format!(
+                    r#"sqlite_write_duration_seconds_count{{database="{d}"}}"#
+                ))
+            })
+        },
+    );
     let _ = e.metrics();
 
     for (name, path) in [("a", &a), ("b", &b)] {
@@ -414,7 +427,12 @@ fn a_runaway_read_probe_is_interrupted_and_reported() {
     .unwrap();
     let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
     let start = std::time::Instant::now();
-    let body = e.metrics();
+    // The probe runs on its own schedule; its result shows at the scrapes after it ends.
+    let body = e.metrics_until(
+        std::time::Duration::from_secs(15),
+        "the read probe's result",
+        |b| b.contains(r#"sqlite_scrape_collector_success{collector="query""#),
+    );
     assert!(
         start.elapsed() < std::time::Duration::from_secs(15),
         "the probe was not bounded"
@@ -429,4 +447,50 @@ fn a_runaway_read_probe_is_interrupted_and_reported() {
     );
     assert_eq!(must(&body, "sqlite_up", &[("database", "slow")]), 1.0);
     e.wait_log(&["collector failed", "database=slow", "interrupted"]);
+}
+
+#[test]
+fn the_landing_page_and_health_run_no_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    build_db(&db, "CREATE TABLE t(x);");
+    let config = dir.path().join("c.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults:\n  probes: {{ interval: 1h }}\ndatabases:\n  - path: {}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let count = |b: &str, probe: &str| must(b, probe, &[("database", "app")]);
+    // The first probe runs right after start; then not for an hour.
+    let body = e.metrics_until(
+        std::time::Duration::from_secs(10),
+        "the first probes",
+        |b| {
+            b.contains(r#"sqlite_write_duration_seconds_count{database="app"}"#)
+                && b.contains(r#"sqlite_query_duration_seconds_count{database="app"}"#)
+        },
+    );
+    let before = (
+        count(&body, "sqlite_query_duration_seconds_count"),
+        count(&body, "sqlite_write_duration_seconds_count"),
+    );
+    assert_eq!(before, (1.0, 1.0));
+    for _ in 0..10 {
+        assert_eq!(e.get("/").0, 200);
+        assert_eq!(e.get("/health").0, 200);
+        let _ = e.metrics();
+    }
+    let after = e.metrics();
+    assert_eq!(
+        (
+            count(&after, "sqlite_query_duration_seconds_count"),
+            count(&after, "sqlite_write_duration_seconds_count"),
+        ),
+        before,
+        "loading /, /health or /metrics ran a probe"
+    );
 }

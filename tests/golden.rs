@@ -100,8 +100,7 @@ databases:
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let body = loop {
         let body = e.metrics();
-        let done =
-            ["app", "tenant", "broken"].iter().all(|db| {
+        let done = ["app", "tenant", "broken"].iter().all(|db| {
                 exporter::value(&body, "sqlite_integrity_check_success", &[("database", db)])
                     .is_some()
             }) && exporter::value(&body, "sqlite_migrations_applied", &[("database", "app")])
@@ -111,7 +110,12 @@ databases:
                     "sqlite_scrape_collector_success",
                     &[("database", "gone"), ("collector", "integrity")],
                 )
-                .is_some();
+                .is_some()
+                // The probes run on their own schedule, right after start.
+                && ["app", "tenant"].iter().all(|db| {
+                    exporter::value(&body, "sqlite_write_duration_seconds_count", &[("database", db)])
+                        .is_some()
+                });
         if done || std::time::Instant::now() > deadline {
             break e.metrics();
         }

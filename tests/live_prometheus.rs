@@ -90,8 +90,10 @@ fn special_databases(dir: &Path) -> (PathBuf, Vec<Connection>) {
         .iter()
         .map(|(name, _)| json!({ "name": name, "path": path(name) }))
         .collect();
+    // Probes every second, like the 1 s scrapes, so the 1-minute rate windows of the
+    // latency panels have samples within the test's lifetime.
     let config = json!({
-        "defaults": { "backup": { "dir": dir.join("backups") } },
+        "defaults": { "backup": { "dir": dir.join("backups") }, "probes": { "interval": "1s" } },
         "databases": databases,
     });
     let config_path = dir.join("sqlite_exporter.yml");

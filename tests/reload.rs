@@ -126,7 +126,15 @@ fn sighup_reloads_the_config_file() {
 
 #[test]
 fn unchanged_databases_keep_their_histograms_across_a_reload() {
-    let (_dir, cfg, e) = start_listing_a(&["a.db", "b.db"]);
+    let dir = tempfile::tempdir().unwrap();
+    for db in ["a.db", "b.db"] {
+        build_db(&dir.path().join(db), TABLE);
+    }
+    // The probes run on their own schedule; a short one fills the histogram quickly.
+    let probes = "defaults:\n  probes: { interval: 200ms }\n";
+    let cfg = dir.path().join("sqlite_exporter.yml");
+    write_config(&cfg, &format!("{probes}databases:\n  - path: a.db\n"));
+    let e = start_on(&cfg);
     let count = |b: &str| {
         must(
             b,
@@ -134,16 +142,28 @@ fn unchanged_databases_keep_their_histograms_across_a_reload() {
             &[("database", "a")],
         )
     };
-    for _ in 0..3 {
-        e.metrics();
-    }
-    let before = count(&e.metrics());
+    let has = |b: &str| b.contains(r#"sqlite_query_duration_seconds_count{database="a"}"#);
+    let body = e.metrics_until(Duration::from_secs(20), "four probes of a", |b| {
+        has(b) && count(b) >= 4.0
+    });
+    let before = count(&body);
     assert!(before >= 4.0, "{before}");
 
-    write_config(&cfg, "databases:\n  - path: a.db\n  - path: b.db\n");
+    write_config(
+        &cfg,
+        &format!("{probes}databases:\n  - path: a.db\n  - path: b.db\n"),
+    );
     let (code, text) = post(&e, "/-/reload", None);
     assert_eq!(code, 200, "{text}");
-    let body = e.metrics();
+    // A restarted histogram would be back near 0 right after the reload.
+    let right_after = count(&e.metrics());
+    assert!(
+        right_after >= before,
+        "a's histogram restarted: {before} -> {right_after}"
+    );
+    let body = e.metrics_until(Duration::from_secs(20), "another probe of a", |b| {
+        count(b) > before
+    });
     assert_eq!(up(&body, "b"), Some(1.0));
     assert!(
         count(&body) > before,

@@ -2,9 +2,10 @@
 //! dbstat scan and backup-directory scan are due, and whether one of its jobs is running.
 //!
 //! First runs are staggered: a database created at `position` (0..1) of a batch has its first
-//! regular check at that fraction of the first minute and its first full check at that
-//! fraction of `full_interval`, so a thousand databases added together never start their
-//! O(size) checks at once.
+//! regular check at that fraction of `interval`, its first full check at that fraction of
+//! `full_interval`, and its first probes at that fraction of the probe interval (or of 10 ms
+//! per database in the batch, when that is shorter), so ten thousand databases added together
+//! never start their O(size) checks at once and are first probed over one interval.
 
 use std::time::{Duration, Instant};
 
@@ -39,22 +40,43 @@ pub struct Schedule {
     next_full: Instant,
     next_dbstat: Instant,
     next_backup_scan: Instant,
+    next_probe: Instant,
     running: bool,
 }
+
+/// First probes of a batch of databases start at most this far apart, so a handful of
+/// databases is probed at once and a fleet of thousands spreads its first probes over their
+/// interval.
+const PROBE_SPACING: Duration = Duration::from_millis(10);
 
 impl Schedule {
     /// A timetable, made at `now`, whose first runs sit at `position` (0..1) of their stagger
     /// windows.
-    pub fn staggered(settings: &Settings, position: f64, now: Instant) -> Schedule {
+    pub fn staggered(settings: &Settings, position: f64, batch: usize, now: Instant) -> Schedule {
         let ic = &settings.integrity_check;
-        let window = ic.interval.0.min(Duration::from_secs(60));
+        let window = ic.interval.0;
+        let probes = settings
+            .probes
+            .interval
+            .0
+            .min(PROBE_SPACING * batch.max(1) as u32);
         Schedule {
             next_check: now + window.mul_f64(position),
             next_full: now + ic.full_interval.0.mul_f64(position),
             next_dbstat: now + window.mul_f64(position),
             next_backup_scan: now,
+            next_probe: now + probes.mul_f64(position),
             running: false,
         }
+    }
+
+    /// Whether the probes are due at `now`; if so, the next run is set one interval later.
+    pub fn probe_due(&mut self, settings: &Settings, now: Instant) -> bool {
+        if now < self.next_probe {
+            return false;
+        }
+        self.next_probe = now + settings.probes.interval.0;
+        true
     }
 
     /// Whether the backup directory is due for a re-read at `now`; if so, the next one is set.
@@ -113,14 +135,14 @@ mod tests {
     fn first_checks_are_spread_over_the_window() {
         let s = settings();
         let t0 = Instant::now();
-        let window = s.integrity_check.interval.0.min(Duration::from_secs(60));
+        let window = s.integrity_check.interval.0;
         // Position 0 is due at once (a full check first), position 0.5 not before half the window.
-        let mut first = Schedule::staggered(&s, 0.0, t0);
+        let mut first = Schedule::staggered(&s, 0.0, 1, t0);
         assert_eq!(
             first.next_job(&s, ALL, t0),
             Some(Job::Integrity(IntegrityMode::Full))
         );
-        let mut middle = Schedule::staggered(&s, 0.5, t0);
+        let mut middle = Schedule::staggered(&s, 0.5, 1, t0);
         assert_eq!(middle.next_job(&s, ALL, t0 + window.mul_f64(0.49)), None);
         assert_eq!(
             middle.next_job(&s, ALL, t0 + window.mul_f64(0.51)),
@@ -132,7 +154,7 @@ mod tests {
     fn one_job_at_a_time_then_the_regular_cadence() {
         let s = settings();
         let t0 = Instant::now();
-        let mut t = Schedule::staggered(&s, 0.0, t0);
+        let mut t = Schedule::staggered(&s, 0.0, 1, t0);
         assert!(t.next_job(&s, ALL, t0).is_some());
         assert_eq!(t.next_job(&s, ALL, t0), None, "still running");
         t.finished();
@@ -151,7 +173,7 @@ mod tests {
     fn disabled_work_is_never_due() {
         let s = settings();
         let t0 = Instant::now();
-        let mut t = Schedule::staggered(&s, 0.0, t0);
+        let mut t = Schedule::staggered(&s, 0.0, 1, t0);
         let none = Enabled {
             checks: false,
             stats: false,
@@ -160,10 +182,30 @@ mod tests {
     }
 
     #[test]
+    fn first_probes_of_a_small_batch_come_at_once_and_of_a_fleet_over_the_interval() {
+        let s = settings();
+        let t0 = Instant::now();
+        let mut small = Schedule::staggered(&s, 0.5, 4, t0);
+        assert!(!small.probe_due(&s, t0));
+        assert!(
+            small.probe_due(&s, t0 + Duration::from_millis(20)),
+            "4 databases: 40 ms"
+        );
+        let mut fleet = Schedule::staggered(&s, 0.5, 10_000, t0);
+        let half = s.probes.interval.0 / 2;
+        assert!(!fleet.probe_due(&s, t0 + half - Duration::from_millis(10)));
+        assert!(fleet.probe_due(&s, t0 + half));
+        assert!(
+            !fleet.probe_due(&s, t0 + half + Duration::from_secs(1)),
+            "once per interval"
+        );
+    }
+
+    #[test]
     fn backup_scans_come_once_a_minute() {
         let s = settings();
         let t0 = Instant::now();
-        let mut t = Schedule::staggered(&s, 0.3, t0);
+        let mut t = Schedule::staggered(&s, 0.3, 1, t0);
         assert!(t.backup_scan_due(t0));
         assert!(!t.backup_scan_due(t0 + Duration::from_secs(59)));
         assert!(t.backup_scan_due(t0 + Duration::from_secs(60)));

@@ -86,6 +86,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         None => None,
     };
     let tls = web.clone().filter(|w| w.current().tls.is_some());
+    raise_descriptor_limit();
     let events = Arc::new(crate::metrics::EventMetrics::new());
     let fleet = Arc::new(Fleet::with_events(
         collectors,
@@ -146,6 +147,8 @@ fn demo_config(d: &Demo) -> Config {
     settings.backup.keep = 5;
     settings.auto.backup = true;
     settings.auto.checkpoint = true;
+    // The demo is watched by a person: probe often enough that its latency graphs move.
+    settings.probes.interval = crate::config::HumanDuration(std::time::Duration::from_secs(5));
     let settings = Arc::new(settings);
     Config {
         entries: vec![crate::config::Entry {
@@ -159,5 +162,30 @@ fn demo_config(d: &Demo) -> Config {
             token_file: Some(d.token_file.clone()),
         },
         file: None,
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: the exporter keeps one
+/// descriptor per monitored database file (see `fleet::monitor`), and a fleet of ten thousand
+/// needs more than the usual soft limit of 1,024. A database past the limit is still read,
+/// through SQLite.
+fn raise_descriptor_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                tracing::debug!(
+                    from = before,
+                    to = lim.rlim_cur,
+                    "raised the open-files limit"
+                );
+            }
+        }
     }
 }

@@ -28,17 +28,31 @@ impl Collector for Info {
     }
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
-        let auto_vacuum = match pragma::<i64>(s.conn, "auto_vacuum")? {
+        let sqlite_version = rusqlite::version().to_string();
+        if let Some(f) = s.files {
+            // Only WAL mode is recorded in the file; a connection in any rollback mode starts
+            // out as `delete`, which is what PRAGMA journal_mode reports on a new connection.
+            let h = &f.header;
+            s.facts.info = Some(DatabaseInfo {
+                journal_mode: if h.header.is_wal() { "wal" } else { "delete" }.into(),
+                auto_vacuum: h.auto_vacuum.name().into(),
+                encoding: h.encoding.pragma_name().into(),
+                sqlite_version,
+            });
+            return Ok(());
+        }
+        let conn = s.conn.get()?;
+        let auto_vacuum = match pragma::<i64>(conn, "auto_vacuum")? {
             0 => "none",
             1 => "full",
             2 => "incremental",
             _ => "unknown",
         };
         s.facts.info = Some(DatabaseInfo {
-            journal_mode: pragma::<String>(s.conn, "journal_mode")?.to_lowercase(),
+            journal_mode: pragma::<String>(conn, "journal_mode")?.to_lowercase(),
             auto_vacuum: auto_vacuum.to_string(),
-            encoding: pragma(s.conn, "encoding")?,
-            sqlite_version: rusqlite::version().to_string(),
+            encoding: pragma(conn, "encoding")?,
+            sqlite_version,
         });
         Ok(())
     }

@@ -46,15 +46,20 @@ mod tests {
     fn a_journal_left_behind_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
+        let writer = rusqlite::Connection::open(&db).unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode=DELETE; CREATE TABLE t(x);")
             .unwrap();
         let settings = crate::config::Settings::default();
+        let conn = crate::collect::LazyConnection::new(&db, std::time::Duration::from_secs(1));
+        let previous = Facts::default();
         let read = |facts: &mut Facts| {
             let mut scrape = Scrape {
                 path: &db,
                 settings: &settings,
+                files: None,
                 conn: &conn,
+                previous: &previous,
                 facts,
             };
             Journal.update(&mut scrape).unwrap();

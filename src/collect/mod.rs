@@ -16,13 +16,17 @@ mod size;
 mod wal;
 pub mod write;
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::header;
 use series::Series;
 
 /// Why a collector could not do its job.
@@ -34,16 +38,73 @@ pub enum CollectError {
     /// A file could not be read.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The database could not be opened when SQLite was needed.
+    #[error("{0}")]
+    Open(#[from] OpenError),
 }
 
-/// What a collector works with: the database and the connection opened for this scrape.
+/// What a database's files say, read without SQLite before the collectors run (sizes from
+/// `stat`, page 1 and the WAL's frame headers from the files themselves).
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    /// Main file size.
+    pub database_bytes: u64,
+    /// `-wal` size, 0 when absent.
+    pub wal_bytes: u64,
+    /// `-shm` size, 0 when absent.
+    pub shm_bytes: u64,
+    /// What page 1 and the WAL say.
+    pub header: header::Facts,
+    /// The whole of page 1, when it was read (for the schema objects).
+    pub page1: Option<Vec<u8>>,
+}
+
+/// A read-only SQLite connection opened on first use, for what the files cannot answer, and
+/// closed with the scrape.
+pub struct LazyConnection<'a> {
+    path: &'a Path,
+    busy_timeout: Duration,
+    conn: OnceCell<Result<Connection, OpenError>>,
+}
+
+impl<'a> LazyConnection<'a> {
+    /// A connection to `path`, not yet opened.
+    pub fn new(path: &'a Path, busy_timeout: Duration) -> Self {
+        LazyConnection {
+            path,
+            busy_timeout,
+            conn: OnceCell::new(),
+        }
+    }
+
+    /// The connection, opened (and read once, since SQLite opens lazily) at the first call.
+    pub fn get(&self) -> Result<&Connection, CollectError> {
+        let opened = self.conn.get_or_init(|| {
+            let conn = connection::open_read_only(self.path, self.busy_timeout)?;
+            conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+            Ok(conn)
+        });
+        opened.as_ref().map_err(|e| CollectError::Open(e.clone()))
+    }
+
+    /// Whether it was opened.
+    pub fn opened(&self) -> bool {
+        self.conn.get().is_some()
+    }
+}
+
+/// What a collector works with.
 pub struct Scrape<'a> {
     /// The database file.
     pub path: &'a Path,
     /// Its resolved settings (probes, thresholds).
     pub settings: &'a Settings,
-    /// A read-only connection, opened for this scrape and closed after it.
-    pub conn: &'a Connection,
+    /// What the files say, when they could answer; `None` sends the collectors to SQLite.
+    pub files: Option<&'a FileFacts>,
+    /// A read-only connection, opened only if a collector needs SQLite.
+    pub conn: &'a LazyConnection<'a>,
+    /// What the previous scrape found (to reuse what did not change).
+    pub previous: &'a Facts,
     /// What this scrape found so far.
     pub facts: &'a mut Facts,
 }
@@ -68,8 +129,12 @@ pub struct Database<'a> {
 
 /// How a registered collector runs.
 pub enum Kind {
-    /// At every scrape, through the scrape's connection.
+    /// At every scrape in which the database's files changed, from the files where they can
+    /// answer and through a read-only connection where they cannot.
     Scrape(fn() -> Box<dyn Collector>),
+    /// A probe that times real SQL against the database: on its own staggered schedule
+    /// (`probes.interval`), never on the scrape path; scrapes show its latest result.
+    Probe(fn() -> Box<dyn Collector>),
     /// In the background on its own schedule (the service layer starts it); scrapes read its cached
     /// result.
     Background,
@@ -123,13 +188,13 @@ pub const REGISTRY: &[Registration] = &[
         name: "query",
         default: true,
         help: "read probe latency",
-        kind: Kind::Scrape(|| Box::new(query::Query)),
+        kind: Kind::Probe(|| Box::new(query::Query)),
     },
     Registration {
         name: "write",
         default: true,
         help: "write probe latency (probes.write)",
-        kind: Kind::Scrape(|| Box::new(write::Write)),
+        kind: Kind::Probe(|| Box::new(write::Write)),
     },
     Registration {
         name: INTEGRITY,
@@ -169,6 +234,7 @@ pub const TABLES: &str = "tables";
 /// The collectors enabled for this process.
 pub struct CollectorSet {
     collectors: Vec<Box<dyn Collector>>,
+    probes: Vec<Box<dyn Collector>>,
     background: Vec<&'static str>,
 }
 
@@ -182,11 +248,13 @@ impl CollectorSet {
     pub fn select(enabled: impl Fn(&Registration) -> bool) -> Self {
         let mut set = CollectorSet {
             collectors: Vec::new(),
+            probes: Vec::new(),
             background: Vec::new(),
         };
         for r in REGISTRY.iter().filter(|r| enabled(r)) {
             match r.kind {
                 Kind::Scrape(make) => set.collectors.push(make()),
+                Kind::Probe(make) => set.probes.push(make()),
                 Kind::Background => set.background.push(r.name),
             }
         }
@@ -198,6 +266,11 @@ impl CollectorSet {
         self.collectors.iter().map(|c| c.as_ref())
     }
 
+    /// The probes, in registry order.
+    pub fn probes(&self) -> impl Iterator<Item = &dyn Collector> {
+        self.probes.iter().map(|c| c.as_ref())
+    }
+
     /// Whether the background collector `name` is enabled.
     pub fn background(&self, name: &str) -> bool {
         self.background.contains(&name)
@@ -206,6 +279,7 @@ impl CollectorSet {
     /// Names of every enabled collector.
     pub fn names(&self) -> Vec<&'static str> {
         self.iter()
+            .chain(self.probes())
             .map(|c| c.name())
             .chain(self.background.iter().copied())
             .collect()
@@ -268,6 +342,9 @@ pub struct SchemaFacts {
     pub user_version: Option<i64>,
     /// Objects in `sqlite_schema` by type (table, index, view, trigger).
     pub objects: Option<SchemaObjects>,
+    /// The schema cookie they were counted at: while it is unchanged, so are they.
+    #[serde(skip)]
+    pub cookie: Option<u32>,
 }
 
 /// Counts of schema objects.
@@ -345,6 +422,7 @@ mod tests {
                     views: 0,
                     triggers: 0,
                 }),
+                cookie: None,
             },
             performance: PerformanceFacts {
                 query_seconds: Some(0.001),
@@ -395,9 +473,6 @@ mod tests {
             ),
             // Facts of its own kind only (in `extra`), none here.
             ("journal", &[]),
-            // The probes' latencies are histograms that accumulate in the event sink.
-            ("query", &[]),
-            ("write", &[]),
         ];
         let set = CollectorSet::select(|r| matches!(r.kind, Kind::Scrape(_)));
         let db = Database {
@@ -406,6 +481,16 @@ mod tests {
         };
         let names: Vec<&str> = set.iter().map(|c| c.name()).collect();
         assert_eq!(names, want.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+        // The probes' latencies are histograms that accumulate in the event sink: the probes
+        // render no gauges of their own.
+        let probes = CollectorSet::select(|r| matches!(r.kind, Kind::Probe(_)));
+        let names: Vec<&str> = probes.probes().map(|c| c.name()).collect();
+        assert_eq!(names, ["query", "write"]);
+        for c in probes.probes() {
+            let mut out = Lines::default();
+            c.series(&db, &facts(), &mut out);
+            assert!(out.0.is_empty(), "{}", c.name());
+        }
         for (c, (name, lines)) in set.iter().zip(want) {
             let mut out = Lines::default();
             c.series(&db, &facts(), &mut out);

@@ -24,12 +24,12 @@ impl Collector for Query {
     }
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
+        let conn = s.conn.get()?;
         let start = Instant::now();
         let deadline = start + PROBE_QUERY_TIMEOUT;
-        s.conn
-            .progress_handler(1000, Some(move || Instant::now() > deadline));
-        let result = run(s);
-        s.conn.progress_handler(1000, None::<fn() -> bool>);
+        conn.progress_handler(1000, Some(move || Instant::now() > deadline));
+        let result = run(conn, &s.settings.probes.query);
+        conn.progress_handler(1000, None::<fn() -> bool>);
         // Interrupted or not, the time it took is the measurement: a probe cut off at the
         // deadline still shows as slow in the histogram and the health verdict.
         let interrupted = matches!(&result, Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted));
@@ -47,8 +47,8 @@ impl Collector for Query {
 /// The longest a read probe may run.
 pub const PROBE_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn run(s: &Scrape<'_>) -> rusqlite::Result<()> {
-    let mut stmt = s.conn.prepare(&s.settings.probes.query)?;
+fn run(conn: &rusqlite::Connection, query: &str) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(query)?;
     let mut rows = stmt.query([])?;
     while rows.next()?.is_some() {}
     Ok(())

@@ -3,7 +3,7 @@
 use crate::sqlite::sql::pragma;
 
 use super::series::{Gauge, Series};
-use super::{CollectError, Collector, Database, Facts, SchemaObjects, Scrape};
+use super::{CollectError, Collector, Database, Facts, FileFacts, SchemaObjects, Scrape};
 
 /// `sqlite_schema_version`: PRAGMA user_version.
 pub const USER_VERSION: Gauge = Gauge {
@@ -27,23 +27,28 @@ impl Collector for Schema {
     }
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
-        s.facts.schema.user_version = Some(pragma(s.conn, "user_version")?);
-        let mut objects = SchemaObjects::default();
-        let mut stmt = s
-            .conn
-            .prepare("SELECT type, count(*) FROM sqlite_schema GROUP BY type")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let n = row.get::<_, i64>(1)? as u64;
-            match row.get_ref(0)?.as_str().unwrap_or("") {
-                "table" => objects.tables = n,
-                "index" => objects.indexes = n,
-                "view" => objects.views = n,
-                "trigger" => objects.triggers = n,
-                _ => {}
+        let cookie = match s.files {
+            Some(f) => {
+                s.facts.schema.user_version = Some(i64::from(f.header.user_version));
+                f.header.schema_version
             }
-        }
+            None => {
+                let conn = s.conn.get()?;
+                s.facts.schema.user_version = Some(pragma(conn, "user_version")?);
+                pragma::<i64>(conn, "schema_version")? as u32
+            }
+        };
+        // The objects change only with the schema cookie: count them again only then.
+        let previous = &s.previous.schema;
+        let objects = match previous.objects {
+            Some(o) if previous.cookie == Some(cookie) => o,
+            _ => match s.files.and_then(count_from_page1) {
+                Some(o) => o,
+                None => count(s.conn.get()?)?,
+            },
+        };
         s.facts.schema.objects = Some(objects);
+        s.facts.schema.cookie = Some(cookie);
         Ok(())
     }
 
@@ -63,4 +68,37 @@ impl Collector for Schema {
             }
         }
     }
+}
+
+/// The objects counted from page 1 itself, when the files were read and the whole schema fits
+/// on that page; `None` sends the count to SQLite.
+fn count_from_page1(files: &FileFacts) -> Option<SchemaObjects> {
+    let page1 = files.page1.as_deref()?;
+    match crate::sqlite::schema_page::count_schema_objects(page1) {
+        Ok(crate::sqlite::schema_page::SchemaRead::Counted(o)) => Some(SchemaObjects {
+            tables: o.tables,
+            indexes: o.indexes,
+            views: o.views,
+            triggers: o.triggers,
+        }),
+        _ => None,
+    }
+}
+
+/// `SELECT type, count(*) FROM sqlite_schema GROUP BY type` (O(schema), not O(data)).
+fn count(conn: &rusqlite::Connection) -> Result<SchemaObjects, CollectError> {
+    let mut objects = SchemaObjects::default();
+    let mut stmt = conn.prepare("SELECT type, count(*) FROM sqlite_schema GROUP BY type")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let n = row.get::<_, i64>(1)? as u64;
+        match row.get_ref(0)?.as_str().unwrap_or("") {
+            "table" => objects.tables = n,
+            "index" => objects.indexes = n,
+            "view" => objects.views = n,
+            "trigger" => objects.triggers = n,
+            _ => {}
+        }
+    }
+    Ok(objects)
 }

@@ -48,10 +48,19 @@ impl Collector for Size {
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
         let f = &mut s.facts.size;
+        if let Some(files) = s.files {
+            let h = &files.header;
+            f.database_bytes = Some(files.database_bytes);
+            f.page_size_bytes = Some(u64::from(h.page_size));
+            f.pages = Some(h.pages);
+            f.freelist_pages = Some(u64::from(h.freelist_pages));
+            return Ok(());
+        }
+        let conn = s.conn.get()?;
         f.database_bytes = Some(std::fs::metadata(s.path)?.len());
-        f.page_size_bytes = Some(pragma::<i64>(s.conn, "page_size")? as u64);
-        f.pages = Some(pragma::<i64>(s.conn, "page_count")? as u64);
-        f.freelist_pages = Some(pragma::<i64>(s.conn, "freelist_count")? as u64);
+        f.page_size_bytes = Some(pragma::<i64>(conn, "page_size")? as u64);
+        f.pages = Some(pragma::<i64>(conn, "page_count")? as u64);
+        f.freelist_pages = Some(pragma::<i64>(conn, "freelist_count")? as u64);
         Ok(())
     }
 

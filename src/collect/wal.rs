@@ -35,6 +35,12 @@ impl Collector for Wal {
 
     fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
         let f = &mut s.facts.wal;
+        if let Some(files) = s.files {
+            f.wal_bytes = Some(files.wal_bytes);
+            f.shm_bytes = Some(files.shm_bytes);
+            f.frames = Some(files.header.wal_frames);
+            return Ok(());
+        }
         let wal_bytes = wal::file_size(&wal::wal_path(s.path))?;
         f.wal_bytes = Some(wal_bytes);
         f.shm_bytes = Some(wal::file_size(&wal::shm_path(s.path))?);

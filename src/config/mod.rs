@@ -170,12 +170,15 @@ pub enum WriteProbe {
 }
 
 section! {
-    /// Scrape-time probes.
+    /// The probes: real SQL timed against the database on their own schedule, never at a
+    /// scrape (a scrape serves their latest result).
     Probes / RawProbes {
-        /// The read probe: a query timed at every scrape (it must be cheap).
+        /// The read probe: a query timed at every probe run (it must be cheap).
         query: String = "SELECT count(*) FROM sqlite_schema".to_string(),
         /// The write probe.
         write: WriteProbe = WriteProbe::Lock,
+        /// How often the probes run on each database (staggered across the fleet).
+        interval: HumanDuration = secs(60),
     }
 }
 

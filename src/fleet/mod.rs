@@ -5,6 +5,8 @@
 //! `/health` or the landing page share the collection in flight instead of starting their own:
 //! a burst of 100 scrapes costs the databases one collection, not 100.
 
+pub mod files;
+
 pub mod events;
 
 pub mod background;
@@ -15,6 +17,7 @@ pub mod monitor;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -25,6 +28,10 @@ use crate::config::DatabaseConfig;
 use crate::fleet::events::{Events, ExporterStatus, NoEvents};
 use crate::fleet::health::Status;
 use crate::fleet::monitor::{DatabaseReport, Monitor};
+
+/// How old a collection the landing page, `/health` and the control API's listing show
+/// before they ask for a fresh one.
+pub const SHOWN_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// What one collection found, for every database, in name order.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +54,8 @@ pub struct Fleet {
     /// Build info and reload gauges.
     pub exporter: ExporterStatus,
     in_flight: Mutex<Option<InFlight>>,
+    /// The last collection and when it finished, for the pages that show it.
+    last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
     workers: usize,
 }
 
@@ -65,6 +74,7 @@ impl Fleet {
             events,
             exporter: ExporterStatus::default(),
             in_flight: Mutex::new(None),
+            last: Mutex::new(None),
             workers: workers.max(1),
         }
     }
@@ -107,7 +117,7 @@ impl Fleet {
                     let stagger = position as f64 / added.max(1) as f64;
                     self.events.database_added(&db.name);
                     position += 1;
-                    Arc::new(Monitor::new(db, stagger))
+                    Arc::new(Monitor::in_batch(db, stagger, added))
                 }
             };
             next.insert(monitor.config.name.clone(), monitor);
@@ -129,7 +139,7 @@ impl Fleet {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(m) = monitors.get(i) else { break done };
-                    done.push((i, m.scrape(&self.collectors, self.events.as_ref())));
+                    done.push((i, m.scrape(&self.collectors)));
                 }
             };
             let helpers: Vec<_> = (1..self.workers.min(monitors.len()))
@@ -149,6 +159,27 @@ impl Fleet {
             .max()
             .unwrap_or(Status::Healthy);
         Snapshot { status, databases }
+    }
+
+    /// The last collection if it finished less than `max_age` ago, else a fresh one. The
+    /// landing page, `/health` and the control API's listing use it, so loading them while
+    /// Prometheus scrapes costs the databases nothing.
+    pub async fn latest(self: &Arc<Self>, max_age: Duration) -> Result<Arc<Snapshot>, String> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match last {
+            Some((at, snap)) if at.elapsed() < max_age => Ok(snap),
+            _ => self.snapshot().await,
+        }
+    }
+
+    /// Runs the probes of every database whose probes are due at `now`, one after another on
+    /// the calling thread. Blocking.
+    pub fn probe_due(&self, now: Instant) {
+        for m in self.monitors().values() {
+            if m.schedule().probe_due(&m.config.settings, now) {
+                m.probe(&self.collectors, self.events.as_ref());
+            }
+        }
     }
 
     /// A fresh snapshot, sharing a collection already in flight if there is one.
@@ -171,6 +202,10 @@ impl Fleet {
                             tokio::task::spawn_blocking(move || Arc::new(f.collect_blocking()))
                                 .await
                                 .map_err(|e| format!("collection failed: {e}"));
+                        if let Ok(snap) = &result {
+                            *fleet.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((Instant::now(), snap.clone()));
+                        }
                         // Clear the slot before publishing: a request arriving after the
                         // result exists starts a fresh collection.
                         *fleet.in_flight.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -201,9 +236,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("slow.db");
         let holder = rusqlite::Connection::open(&db).unwrap();
-        // The write probe will wait its full 1 s busy timeout for this lock: a slow collection.
+        // A write in progress under an exclusive lock leaves a rollback journal: the files
+        // cannot answer, and the scrape's SQLite read waits its full 1 s busy timeout for the
+        // lock — a slow collection.
         holder
-            .execute_batch("CREATE TABLE t(x); BEGIN IMMEDIATE;")
+            .execute_batch(
+                "CREATE TABLE t(x); PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE;
+                 INSERT INTO t VALUES (1);",
+            )
             .unwrap();
         let fleet = Arc::new(Fleet::new(CollectorSet::defaults(), 1));
         fleet.apply(

@@ -1,12 +1,15 @@
-//! A per-database monitor: one database's configuration, what the last scrape and the last
-//! background checks found, and the log state that keeps a broken database from flooding logs.
+//! A per-database monitor: one database's configuration, what the last scrape, the last probes
+//! and the last background checks found, and the log state that keeps a broken database from
+//! flooding logs.
 //!
-//! A scrape opens one read-only connection, runs the enabled collectors through it and drops it
-//! before returning, so no snapshot, lock or file descriptor outlives the scrape (a lingering
-//! reader would keep checkpoints from resetting the WAL). That
-//! costs an `open` per scrape, which we measured to be small next to the probes themselves (see
-//! README, benchmarks), and it follows a file replaced underneath us (restore, recovery) with no
-//! special case.
+//! A scrape of a database whose files did not change since the last one costs four `stat`s and
+//! serves the last facts ([`crate::fleet::files`]). One whose files changed is read from the
+//! files themselves — page 1 and the WAL's frame headers — and only where they cannot answer
+//! (a rollback journal present, page 1 out of reach) through a read-only SQLite connection,
+//! dropped before the scrape returns. Either way no lock, snapshot or descriptor outlives the
+//! scrape, nothing is written, and a file replaced underneath us (restore, recovery) is
+//! followed by its new identity. The read and write probes run on their own schedule
+//! ([`Monitor::probe`]); a scrape shows their latest results.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,11 +22,14 @@ use tracing::{info, warn};
 
 use crate::checks::timetable::Schedule;
 use crate::checks::{BackupSummary, Checks, RunOutcome};
-use crate::collect::{CollectorSet, Facts, Scrape};
+use crate::collect::{CollectError, Collector, CollectorSet, Facts, FileFacts, LazyConnection};
+use crate::collect::{PerformanceFacts, Scrape};
 use crate::config::DatabaseConfig;
 use crate::fleet::events::Events;
+use crate::fleet::files::{self, Stamp, Unread};
 use crate::fleet::health::{self, Assessment};
-use crate::sqlite::connection::{self, OpenError};
+use crate::sqlite::connection::OpenError;
+use crate::sqlite::header::WalCursor;
 use crate::sqlite::PROBE_BUSY_TIMEOUT;
 
 /// One monitored database.
@@ -40,6 +46,34 @@ pub struct Monitor {
     /// Last logged problem per source ("open", a collector name, "write_note"), so each problem
     /// is logged when it appears and when it clears, not at every scrape.
     logged: Mutex<HashMap<&'static str, String>>,
+    /// What the last scrape read, served again while the files do not change.
+    last: Mutex<LastScrape>,
+    /// What the probes found at their last run.
+    probes: Mutex<Probes>,
+}
+
+/// What the last scrape read.
+#[derive(Default)]
+struct LastScrape {
+    /// The files' `stat`s at that scrape; `None` before the first and after a failure.
+    stamp: Option<Stamp>,
+    /// The facts read then (the probes' part aside).
+    facts: Facts,
+    /// Why the database could not be read, if it could not.
+    error: Option<OpenError>,
+    /// The scrape-time collectors' outcomes.
+    outcomes: Vec<CollectorOutcome>,
+    /// Where the WAL scan resumes.
+    cursor: Option<WalCursor>,
+    /// Reads of the files (or SQLite) so far: an unchanged database adds none.
+    reads: u64,
+}
+
+/// The probes' latest results.
+#[derive(Default)]
+struct Probes {
+    performance: PerformanceFacts,
+    outcomes: Vec<CollectorOutcome>,
 }
 
 /// What the exporter coordinates per database *file*, whatever monitors point at it.
@@ -56,6 +90,19 @@ struct DatabaseFile {
     /// than wait behind the gate: a recovery waiting for a long background check must not make
     /// every scrape in the meantime report the database unreadable.
     copying: AtomicBool,
+    /// A descriptor of the database file that scrapes read page 1 through, kept open for as
+    /// long as the file is monitored: closing any descriptor of a file drops every POSIX lock
+    /// this process holds on it (an action's write lock, a probe's read lock, the demo's
+    /// writer), so scrapes never open and close one. Replaced when the path names a new
+    /// file, dropped when the path is gone.
+    main: Mutex<Option<MainFd>>,
+}
+
+/// A kept descriptor of a database file and the file it is.
+struct MainFd {
+    file: std::fs::File,
+    dev: u64,
+    ino: u64,
 }
 
 /// Every database file in use, by canonical path.
@@ -166,7 +213,13 @@ impl Monitor {
     /// A monitor for one configured database; `stagger` (0..1) places its first background
     /// runs in their stagger windows.
     pub fn new(config: DatabaseConfig, stagger: f64) -> Self {
-        let schedule = Schedule::staggered(&config.settings, stagger, Instant::now());
+        Self::in_batch(config, stagger, 1)
+    }
+
+    /// A monitor that is one of `batch` databases added together; `stagger` (0..1) is its
+    /// place among them.
+    pub fn in_batch(config: DatabaseConfig, stagger: f64, batch: usize) -> Self {
+        let schedule = Schedule::staggered(&config.settings, stagger, batch, Instant::now());
         let file = database_file(&config.path);
         Monitor {
             config,
@@ -174,6 +227,8 @@ impl Monitor {
             schedule: Mutex::new(schedule),
             file,
             logged: Mutex::new(HashMap::new()),
+            last: Mutex::new(LastScrape::default()),
+            probes: Mutex::new(Probes::default()),
         }
     }
 
@@ -281,58 +336,58 @@ impl Monitor {
         self.update_checks(|c| c.runs.insert(collector, run));
     }
 
-    /// Scrapes this database once with `collectors`, recording probe latencies in `events`.
-    pub fn scrape(&self, collectors: &CollectorSet, events: &dyn Events) -> DatabaseReport {
+    /// Scrapes this database with `collectors`: four `stat`s when its files did not change,
+    /// a read of the files (or SQLite) when they did. The probes' latest results are added.
+    pub fn scrape(&self, collectors: &CollectorSet) -> DatabaseReport {
         let cfg = &self.config;
-        let mut facts = Facts::default();
-        let mut outcomes = Vec::new();
-        let opened = if self.file.copying.load(Ordering::SeqCst) {
-            Err(OpenError::Other(
-                "recovery is copying the database files; not read at this scrape".into(),
-            ))
-        } else {
-            connection::open_read_only(&cfg.path, PROBE_BUSY_TIMEOUT)
-        };
-        let opened = opened.and_then(|conn| {
-            // SQLite opens lazily: the first read is what finds a bad header or a lock.
-            conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
-            Ok(conn)
-        });
-        let error = match opened {
-            Ok(conn) => {
-                for c in collectors.iter() {
-                    let start = Instant::now();
-                    let mut scrape = Scrape {
-                        path: &cfg.path,
-                        settings: &cfg.settings,
-                        conn: &conn,
-                        facts: &mut facts,
-                    };
-                    let result = c.update(&mut scrape);
-                    let error = result.err().map(|e| e.to_string());
-                    self.log_change(c.name(), error.as_deref(), "collector failed");
-                    outcomes.push(CollectorOutcome {
-                        collector: c.name(),
-                        success: error.is_none(),
-                        duration_seconds: start.elapsed().as_secs_f64(),
-                        error,
-                    });
+        let (facts, error, mut outcomes) = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let stamp = if self.file.copying.load(Ordering::SeqCst) {
+                Err(OpenError::Other(
+                    "recovery is copying the database files; not read at this scrape".into(),
+                ))
+            } else {
+                Stamp::read(&cfg.path)
+            };
+            match stamp {
+                Ok(stamp) => {
+                    let unchanged = last.error.is_none()
+                        && last.stamp.is_some_and(|old| stamp.unchanged_since(&old));
+                    if !unchanged {
+                        self.read(collectors, &stamp, &mut last);
+                    }
+                    last.stamp = last.error.is_none().then_some(stamp);
                 }
-                None
+                Err(e) => {
+                    if matches!(e, OpenError::Missing | OpenError::Directory) {
+                        self.forget_file();
+                    }
+                    *last = LastScrape {
+                        error: Some(e),
+                        reads: last.reads,
+                        ..Default::default()
+                    };
+                }
             }
-            Err(e) => Some(e),
+            (
+                last.facts.clone(),
+                last.error.clone(),
+                last.outcomes.clone(),
+            )
         };
         self.log_change(
             "open",
             error.as_ref().map(|e| e.to_string()).as_deref(),
             "cannot read database",
         );
-        self.log_change(
-            "write_note",
-            facts.performance.write_note.as_deref(),
-            "write probe",
-        );
-        events.probes(&cfg.name, &facts.performance);
+        let mut facts = facts;
+        {
+            let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+            facts.performance = probes.performance.clone();
+            if error.is_none() {
+                outcomes.extend(probes.outcomes.iter().cloned());
+            }
+        }
         let checks = self.checks();
         let health = health::assess(error.as_ref(), &facts, &checks, &cfg.settings.thresholds);
         DatabaseReport {
@@ -345,6 +400,153 @@ impl Monitor {
             collectors: outcomes,
             health,
         }
+    }
+
+    /// How many times the scrapes so far had to read the database (its files or SQLite): a
+    /// scrape of an unchanged database reads nothing.
+    pub fn reads(&self) -> u64 {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).reads
+    }
+
+    /// Reads a changed database into `last`: from its files when no SQLite connection of ours
+    /// to it is open (see [`Monitor::direct`]), else, or when the files cannot answer, through
+    /// a read-only connection.
+    fn read(&self, collectors: &CollectorSet, stamp: &Stamp, last: &mut LastScrape) {
+        let cfg = &self.config;
+        last.reads += 1;
+        let cookie = last.facts.schema.cookie;
+        let direct = self.direct(stamp, |main| {
+            files::read(&cfg.path, main, stamp, last.cursor.as_ref(), |c| {
+                cookie != Some(c)
+            })
+        });
+        let file_facts: Option<FileFacts> = match direct {
+            Some(Ok((f, cursor))) => {
+                last.cursor = Some(cursor);
+                Some(f)
+            }
+            Some(Err(Unread::Failed(e))) => {
+                last.error = Some(e);
+                last.facts = Facts::default();
+                last.outcomes.clear();
+                return;
+            }
+            Some(Err(Unread::AskSqlite(why))) => {
+                tracing::debug!(database = %cfg.name, reason = %why, "reading through SQLite");
+                None
+            }
+            None => None,
+        };
+        // Our own SQLite connections to this file are coordinated by SQLite; while this one is
+        // open no direct read of the file may close a descriptor under it.
+        let _files = file_facts.is_none().then(|| self.files_shared());
+        let conn = LazyConnection::new(&cfg.path, PROBE_BUSY_TIMEOUT);
+        if file_facts.is_none() {
+            if let Err(CollectError::Open(e)) = conn.get() {
+                last.error = Some(e);
+                last.facts = Facts::default();
+                last.outcomes.clear();
+                return;
+            }
+        }
+        let mut facts = Facts::default();
+        let outcomes = collectors
+            .iter()
+            .map(|c| {
+                let mut scrape = Scrape {
+                    path: &cfg.path,
+                    settings: &cfg.settings,
+                    files: file_facts.as_ref(),
+                    conn: &conn,
+                    previous: &last.facts,
+                    facts: &mut facts,
+                };
+                self.run_collector(c, &mut scrape)
+            })
+            .collect();
+        last.facts = facts;
+        last.outcomes = outcomes;
+        last.error = None;
+    }
+
+    /// Runs `f` on the kept descriptor of the database file, opening one the first time and
+    /// whenever the path names a new file (`stamp`'s identity). `None` while recovery copies
+    /// the files, or when no descriptor can be had (out of descriptors: SQLite answers then).
+    fn direct<T>(&self, stamp: &Stamp, f: impl FnOnce(&std::fs::File) -> T) -> Option<T> {
+        if self.file.copying.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut main = self.file.main.lock().unwrap_or_else(|e| e.into_inner());
+        let (dev, ino) = stamp.identity();
+        if !main.as_ref().is_some_and(|m| m.dev == dev && m.ino == ino) {
+            // The old descriptor is of a file no longer at this path; our connections, if
+            // any, are to the new one.
+            *main = None;
+            let file = std::fs::File::open(&self.config.path).ok()?;
+            let meta = file.metadata().ok()?;
+            use std::os::unix::fs::MetadataExt;
+            if (meta.dev(), meta.ino()) != (dev, ino) {
+                return None; // replaced between the stat and the open: next scrape
+            }
+            *main = Some(MainFd { file, dev, ino });
+        }
+        main.as_ref().map(|m| f(&m.file))
+    }
+
+    /// Lets go of the kept descriptor (the database is gone from its path).
+    fn forget_file(&self) {
+        *self.file.main.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Runs one collector, logging a failure when it starts and when it clears.
+    fn run_collector(&self, c: &dyn Collector, scrape: &mut Scrape<'_>) -> CollectorOutcome {
+        let start = Instant::now();
+        let error = c.update(scrape).err().map(|e| e.to_string());
+        self.log_change(c.name(), error.as_deref(), "collector failed");
+        CollectorOutcome {
+            collector: c.name(),
+            success: error.is_none(),
+            duration_seconds: start.elapsed().as_secs_f64(),
+            error,
+        }
+    }
+
+    /// Runs the probes (the read and write probes, as configured) now, reports their latencies
+    /// to `events`, and keeps their results for the scrapes. Never while recovery copies.
+    pub fn probe(&self, collectors: &CollectorSet, events: &dyn Events) {
+        if self.file.copying.load(Ordering::SeqCst) || collectors.probes().next().is_none() {
+            return;
+        }
+        let cfg = &self.config;
+        let _files = self.files_shared();
+        let conn = LazyConnection::new(&cfg.path, PROBE_BUSY_TIMEOUT);
+        let previous = Facts::default();
+        let mut facts = Facts::default();
+        let outcomes: Vec<CollectorOutcome> = collectors
+            .probes()
+            .map(|c| {
+                let mut scrape = Scrape {
+                    path: &cfg.path,
+                    settings: &cfg.settings,
+                    files: None,
+                    conn: &conn,
+                    previous: &previous,
+                    facts: &mut facts,
+                };
+                self.run_collector(c, &mut scrape)
+            })
+            .collect();
+        drop(conn);
+        self.log_change(
+            "write_note",
+            facts.performance.write_note.as_deref(),
+            "write probe",
+        );
+        events.probes(&cfg.name, &facts.performance);
+        *self.probes.lock().unwrap_or_else(|e| e.into_inner()) = Probes {
+            performance: facts.performance,
+            outcomes,
+        };
     }
 
     /// Logs `problem` for `source` when it differs from the last one logged, and logs the

@@ -149,7 +149,7 @@ impl ApiError {
 async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let snap = s
         .fleet
-        .snapshot()
+        .latest(crate::fleet::SHOWN_MAX_AGE)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let dbs: Vec<Value> = snap
@@ -180,10 +180,9 @@ async fn health(
 ) -> Result<Json<Value>, ApiError> {
     let m = s.fleet.monitor(&name).ok_or_else(|| not_found(&name))?;
     let fleet = s.fleet.clone();
-    let report =
-        tokio::task::spawn_blocking(move || m.scrape(fleet.collectors(), fleet.events.as_ref()))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || m.scrape(fleet.collectors()))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(json!({
         "name": report.name,
         "path": report.path,

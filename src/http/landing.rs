@@ -24,7 +24,7 @@ fn millis(v: Option<f64>) -> String {
 /// `GET /`.
 pub async fn page(State(s): State<AppState>) -> Html<String> {
     let mut rows = String::new();
-    match s.fleet.snapshot().await {
+    match s.fleet.latest(crate::fleet::SHOWN_MAX_AGE).await {
         Ok(snap) => {
             for r in &snap.databases {
                 let f = &r.facts;

@@ -281,7 +281,7 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 async fn health(State(s): State<AppState>) -> Response {
-    match s.fleet.snapshot().await {
+    match s.fleet.latest(crate::fleet::SHOWN_MAX_AGE).await {
         Ok(snap) => {
             let code = if snap.status == crate::fleet::health::Status::Critical {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -41,6 +41,8 @@ pub async fn run(
     // Set while a pass over the policies runs (on a blocking thread; it stats files and may
     // read page counts), so passes never pile up.
     let policy_pass = Arc::new(AtomicBool::new(false));
+    // Set while a pass over the due probes runs, likewise.
+    let probe_pass = Arc::new(AtomicBool::new(false));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -60,6 +62,13 @@ pub async fn run(
         if !scans.is_empty() {
             tokio::task::spawn_blocking(move || scan_backups(&scans));
         }
+        if !probe_pass.swap(true, Ordering::AcqRel) {
+            let (fleet, pass) = (fleet.clone(), probe_pass.clone());
+            tokio::task::spawn_blocking(move || {
+                let _done = Done(pass);
+                fleet.probe_due(now);
+            });
+        }
         let with_policies: Vec<Arc<Monitor>> = monitors
             .values()
             .filter(|m| m.config.settings.auto.any())
@@ -69,13 +78,6 @@ pub async fn run(
             let (fleet, cancel, pass) = (fleet.clone(), cancel.clone(), policy_pass.clone());
             let policies = policies.clone();
             tokio::task::spawn_blocking(move || {
-                // Cleared on the way out, even if a policy panics, so policies never stop.
-                struct Done(Arc<AtomicBool>);
-                impl Drop for Done {
-                    fn drop(&mut self) {
-                        self.0.store(false, Ordering::Release);
-                    }
-                }
                 let _done = Done(pass);
                 with_policies
                     .iter()
@@ -104,6 +106,15 @@ pub async fn run(
                 m.schedule().finished();
             });
         }
+    }
+}
+
+/// Clears a pass flag on the way out, even if the pass panics, so passes never stop.
+struct Done(Arc<AtomicBool>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -144,7 +144,17 @@ pub fn open_read_write(path: &Path, busy_timeout: Duration) -> Result<Connection
     Ok(conn)
 }
 
+/// SQLite connections opened by this process so far (every open goes through here).
+static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many connections to monitored databases this process has opened: a scrape of
+/// unchanged databases adds none.
+pub fn opened() -> u64 {
+    OPENED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn configure(conn: &Connection, busy_timeout: Duration) -> Result<(), OpenError> {
+    OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     conn.busy_timeout(busy_timeout)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     Ok(())

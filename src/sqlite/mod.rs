@@ -5,7 +5,9 @@
 //! The bottom layer: it uses no other module of the crate.
 
 pub mod connection;
+pub mod header;
 pub mod interrupt;
+pub mod schema_page;
 pub mod sql;
 pub mod wal;
 
