@@ -828,6 +828,11 @@ pub struct MainFile {
 }
 
 impl MainFile {
+    /// The bytes that were read (`header_len` is clamped to 100).
+    pub fn bytes(&self) -> &[u8] {
+        &self.header[..self.header_len.min(HEADER_LEN)]
+    }
+
     /// Reads the header and length through a descriptor the caller owns (and keeps: this
     /// neither opens nor closes one, so no POSIX lock of the process is dropped).
     pub fn read(file: &File) -> io::Result<MainFile> {
@@ -948,11 +953,7 @@ where
 {
     let Some(path) = wal else {
         let main = read_main()?;
-        let facts = facts_from(
-            &main.header[..main.header_len],
-            main.len,
-            WalSummary::default(),
-        )?;
+        let facts = facts_from(main.bytes(), main.len, WalSummary::default())?;
         return Ok((facts, WalCursor::default()));
     };
     let previous = previous.and_then(|c| c.state.as_ref());
@@ -995,7 +996,7 @@ where
         if !same_file {
             continue;
         }
-        let facts = facts_from(&main.header[..main.header_len], main.len, scanned.summary)?;
+        let facts = facts_from(main.bytes(), main.len, scanned.summary)?;
         return Ok((
             facts,
             WalCursor {
@@ -1564,47 +1565,6 @@ mod tests {
         assert!(readings > 0, "{readings} readings, {busy} interrupted");
     }
 
-    /// Cost figures; run with `cargo test --release -- --ignored --nocapture cost`.
-    #[test]
-    #[ignore]
-    fn cost_of_a_reading() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, conn) = wal_db(dir.path(), "CREATE TABLE t(x);");
-        while checkpoint_log(&conn) < 64 {
-            conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        }
-        let main_fd = File::open(&db).unwrap();
-        let wal = wal_path(&db);
-        let n = 20_000;
-        let time = |label: &str, carry: bool| {
-            let (_, mut cursor) =
-                read_facts(|| MainFile::read(&main_fd), Some(&wal), None).unwrap();
-            let start = std::time::Instant::now();
-            let mut reads = 0;
-            for _ in 0..n {
-                let prev = carry.then_some(&cursor);
-                let (f, c) = read_facts(|| MainFile::read(&main_fd), Some(&wal), prev).unwrap();
-                reads = f.wal.frame_reads;
-                cursor = c;
-            }
-            println!(
-                "{label}: {:.2} us per read_facts, {reads} frame-header reads",
-                start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
-            );
-        };
-        time("64-frame WAL, fresh", false);
-        time("64-frame WAL, carried cursor", true);
-        let main = MainFile::read(&main_fd).unwrap();
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            current_facts(&main.header, main.len, Some(&wal), None).unwrap();
-        }
-        println!(
-            "current_facts fresh: {:.2} us",
-            start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
-        );
-    }
-
     // ---- no panics on arbitrary bytes ----------------------------------------------------
 
     /// A WAL whose header is valid (so frames are looked at), with `frames` made of the given
@@ -2033,7 +1993,7 @@ mod tests {
         fn check(&self, carried: &mut WalCursor, step: usize) -> Result<(), TestCaseError> {
             let wal = wal_path(&self.path);
             let main = MainFile::read(&self.main_fd).unwrap();
-            let fresh = current_facts(&main.header[..main.header_len], main.len, Some(&wal), None);
+            let fresh = current_facts(main.bytes(), main.len, Some(&wal), None);
             let resumed = read_facts(|| MainFile::read(&self.main_fd), Some(&wal), Some(carried));
             let reference = recover(&std::fs::read(&wal).unwrap_or_default());
 
