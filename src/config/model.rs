@@ -1,0 +1,415 @@
+//! The validated configuration model: every settings section with its one set of built-in
+//! defaults, the mode enums, the `Settings` checks that types alone cannot express, and the
+//! control API section.
+//!
+//! Each section is declared once by `section!`, which also yields its raw (all keys optional)
+//! twin and the key-by-key overlay; `settings!` does the same for the whole `Settings` and the
+//! raw `defaults:` / `databases:` entry types the decoder reads.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ByteSize, HumanDuration};
+
+/// Declares one settings section twice: the resolved struct with its defaults, and the raw
+/// struct whose keys are all optional, plus the key-by-key overlay of raw onto resolved.
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        $name:ident / $raw:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self { $( $field: $default, )* }
+            }
+        }
+
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, expecting = "a mapping")]
+        struct $raw {
+            $( #[serde(default)] $field: Option<$ty>, )*
+        }
+
+        impl $name {
+            fn overlay(&mut self, raw: &$raw) {
+                $( if let Some(v) = &raw.$field { self.$field = v.clone(); } )*
+            }
+        }
+    };
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+fn ms(n: u64) -> HumanDuration {
+    HumanDuration(Duration::from_millis(n))
+}
+fn secs(n: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(n))
+}
+
+section! {
+    /// The limits that turn measurements into recommendations, alerts and the `warning` status;
+    /// the defaults suit a typical application database and each can be overridden per database.
+    Thresholds / RawThresholds {
+        /// WAL size above which `checkpoint` is recommended.
+        wal_checkpoint_bytes: ByteSize = ByteSize(MIB),
+        /// WAL size above which `checkpoint_now` is recommended and auto-checkpoint runs TRUNCATE.
+        wal_critical_bytes: ByteSize = ByteSize(10 * MIB),
+        /// WAL size of the critical alert (used by the shipped alert rules and `check`).
+        wal_alert_bytes: ByteSize = ByteSize(100 * MIB),
+        /// Page utilization below which `vacuum` is recommended.
+        min_utilization: f64 = 0.70,
+        /// Free-page ratio above which `vacuum` is recommended.
+        max_free_ratio: f64 = 0.30,
+        /// Database size above which `archive` is recommended.
+        archive_bytes: ByteSize = ByteSize(100 * MIB),
+        /// Database size of the size warning alert.
+        size_warning_bytes: ByteSize = ByteSize(500_000_000),
+        /// Read probe latency above which `check_indexes` is recommended.
+        slow_query: HumanDuration = ms(50),
+        /// Write probe latency above which `optimize_writes` is recommended.
+        slow_write: HumanDuration = ms(20),
+        /// Fewer indexes than this recommends `add_indexes` (0 disables).
+        min_indexes: u64 = 4,
+        /// A probe slower than this makes the database `warning`.
+        unhealthy_latency: HumanDuration = secs(1),
+        /// Newest verified backup older than this recommends `backup`.
+        backup_max_age: HumanDuration = secs(25 * 3600),
+    }
+}
+
+/// Which SQLite check to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntegrityMode {
+    /// `PRAGMA quick_check`: page structure, record formats, NOT NULL and CHECK constraints;
+    /// does not verify that indexes match their tables. Several times faster.
+    Quick,
+    /// `PRAGMA integrity_check`: everything `quick_check` does, plus index contents, UNIQUE
+    /// constraints and key ordering.
+    Full,
+}
+
+impl std::str::FromStr for IntegrityMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick" => Ok(IntegrityMode::Quick),
+            "full" => Ok(IntegrityMode::Full),
+            other => Err(format!(
+                "invalid integrity check mode {other:?}; expected quick or full"
+            )),
+        }
+    }
+}
+
+impl IntegrityMode {
+    /// `quick` or `full`, as in the config file, the API and log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrityMode::Quick => "quick",
+            IntegrityMode::Full => "full",
+        }
+    }
+}
+
+section! {
+    /// The background integrity schedule: the cheap check often, the full one rarely, because a
+    /// full `integrity_check` reads every page and index of the database.
+    IntegrityCheck / RawIntegrityCheck {
+        /// The check run every `interval`.
+        mode: IntegrityMode = IntegrityMode::Quick,
+        /// Period of the regular check.
+        interval: HumanDuration = secs(300),
+        /// Period of the full `integrity_check`.
+        full_interval: HumanDuration = secs(24 * 3600),
+        /// A check running longer is interrupted and reported unknown.
+        timeout: HumanDuration = secs(600),
+    }
+}
+
+/// How the write probe measures write latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteProbe {
+    /// No write probe.
+    Off,
+    /// `BEGIN IMMEDIATE; ROLLBACK`: measures lock acquisition, writes nothing.
+    Lock,
+    /// A committed write to `_sqlite_exporter_probe`: measures a real commit (fsync included).
+    Table,
+}
+
+section! {
+    /// The probes: real SQL timed against the database on their own schedule, never at a
+    /// scrape (a scrape serves their latest result).
+    Probes / RawProbes {
+        /// The read probe: a query timed at every probe run (it must be cheap).
+        query: String = "SELECT count(*) FROM sqlite_schema".to_string(),
+        /// The write probe.
+        write: WriteProbe = WriteProbe::Lock,
+        /// How often the probes run on each database (staggered across the fleet).
+        interval: HumanDuration = secs(60),
+    }
+}
+
+/// Backup compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Never compress.
+    None,
+    /// gzip backups larger than `compress_above`.
+    Gzip,
+}
+
+/// How a backup copy is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verification {
+    /// `PRAGMA integrity_check` on the copy.
+    Full,
+    /// `PRAGMA quick_check` on the copy.
+    Quick,
+}
+
+/// How a backup copy is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupMethod {
+    /// SQLite's online backup API, stepwise.
+    Online,
+    /// `VACUUM INTO`: a compacted copy in one statement.
+    VacuumInto,
+}
+
+section! {
+    /// Backups: where copies go, how often they are made, how many are kept and how each copy is
+    /// verified, since an unverified copy cannot be trusted for a restore.
+    Backup / RawBackup {
+        /// Directory holding this database's backups (shared by databases; names carry the database).
+        dir: PathBuf = PathBuf::from("/var/backups/sqlite"),
+        /// Period of scheduled backups (`auto.backup`).
+        interval: HumanDuration = secs(24 * 3600),
+        /// Backups kept by rotation.
+        keep: u64 = 10,
+        /// Compression of backup files.
+        compress: Compression = Compression::Gzip,
+        /// Only backups larger than this are compressed.
+        compress_above: ByteSize = ByteSize(MIB),
+        /// Verification of each copy before it becomes a backup.
+        verify: Verification = Verification::Full,
+        /// Copy method.
+        method: BackupMethod = BackupMethod::Online,
+        /// Pages copied per step of the online backup; writers commit between steps.
+        pages_per_step: u64 = 1024,
+        /// Pause between steps of the online backup.
+        step_pause: HumanDuration = ms(5),
+    }
+}
+
+section! {
+    /// The schedule of the dbstat-based collectors (`dbstat`, `tables`; off by default).
+    Dbstat / RawDbstat {
+        /// How often they scan (each scan reads every page).
+        interval: HumanDuration = secs(3600),
+        /// A longer scan is interrupted.
+        timeout: HumanDuration = secs(300),
+    }
+}
+
+section! {
+    /// How actions (checkpoint, backup, restore, recovery, VACUUM) treat the application.
+    Actions / RawActions {
+        /// How long an action waits for a lock held by the application; generous, so an action
+        /// waits out the application's ordinary write transactions instead of failing.
+        busy_timeout: HumanDuration = secs(30),
+        /// How long a FULL, RESTART or TRUNCATE checkpoint may wait for readers and writers.
+        /// While it waits, SQLite holds off new writers, so this bounds how long the
+        /// application can be stalled by a checkpoint (Litestream #724: a RESTART checkpoint
+        /// without such a bound hung an application).
+        checkpoint_timeout: HumanDuration = secs(1),
+        /// VACUUM runs only when free disk space exceeds the database size plus this margin.
+        vacuum_disk_margin: ByteSize = ByteSize(100 * MIB),
+    }
+}
+
+section! {
+    /// Opt-in policies; all off by default, because each one acts on a production database
+    /// without an operator asking for it.
+    Auto / RawAuto {
+        /// Checkpoint TRUNCATE when the WAL passes `wal_critical_bytes`.
+        checkpoint: bool = false,
+        /// Scheduled backups every `backup.interval`.
+        backup: bool = false,
+        /// Recovery when an integrity check fails.
+        recover: bool = false,
+        /// VACUUM when utilization is below `min_utilization`.
+        vacuum: bool = false,
+    }
+}
+
+impl Auto {
+    /// Whether any policy is on.
+    pub fn any(&self) -> bool {
+        self.checkpoint || self.backup || self.recover || self.vacuum
+    }
+}
+
+section! {
+    /// The migrations collector.
+    Migrations / RawMigrations {
+        /// Name of the migrations table.
+        table: String = "schema_migrations".to_string(),
+    }
+}
+
+/// Declares the settings sections once: the resolved [`Settings`], the raw `defaults:` block,
+/// the raw `databases:` entry (its own keys plus every section, as serde cannot flatten with
+/// `deny_unknown_fields`), and the section-by-section overlay.
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ident / $raw:ident ),* $(,)?) => {
+        /// Everything that may be set in `defaults:` and overridden per database.
+        #[derive(Debug, Clone, PartialEq, Default)]
+        pub struct Settings {
+            $( $(#[$doc])* pub $field: $ty, )*
+        }
+
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, expecting = "a mapping")]
+        pub(super) struct RawSettings {
+            $( #[serde(default)] $field: Option<$raw>, )*
+        }
+
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields, expecting = "a mapping")]
+        pub(super) struct RawDatabase {
+            pub(super) name: Option<String>,
+            pub(super) path: Option<PathBuf>,
+            pub(super) glob: Option<String>,
+            $( #[serde(default)] $field: Option<$raw>, )*
+        }
+
+        impl RawDatabase {
+            pub(super) fn settings(&self) -> RawSettings {
+                RawSettings { $( $field: self.$field.clone(), )* }
+            }
+        }
+
+        impl Settings {
+            pub(super) fn overlay(&mut self, raw: &RawSettings) {
+                $( if let Some(r) = &raw.$field { self.$field.overlay(r); } )*
+            }
+        }
+    };
+}
+
+settings! {
+    /// Limits behind recommendations, alerts and status.
+    thresholds: Thresholds / RawThresholds,
+    /// Background integrity schedule.
+    integrity_check: IntegrityCheck / RawIntegrityCheck,
+    /// The probes, on their own schedule.
+    probes: Probes / RawProbes,
+    /// Backups.
+    backup: Backup / RawBackup,
+    /// Policies.
+    auto: Auto / RawAuto,
+    /// Migrations collector.
+    migrations: Migrations / RawMigrations,
+    /// dbstat-based collectors.
+    dbstat: Dbstat / RawDbstat,
+    /// Actions.
+    actions: Actions / RawActions,
+}
+
+impl Settings {
+    /// Checks values that their types alone cannot; `at` is the key path of this settings block.
+    pub(super) fn validate(&self, at: &str) -> Result<(), (String, String)> {
+        let t = &self.thresholds;
+        let ratio = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err((
+                    format!("{at}thresholds.{key}"),
+                    format!("expected a ratio between 0 and 1, got {v}"),
+                ))
+            }
+        };
+        ratio("min_utilization", t.min_utilization)?;
+        ratio("max_free_ratio", t.max_free_ratio)?;
+        let positive = |key: String, d: HumanDuration| {
+            if d.0.is_zero() {
+                Err((key, "expected a duration greater than zero".to_string()))
+            } else {
+                Ok(())
+            }
+        };
+        let ic = &self.integrity_check;
+        positive(format!("{at}integrity_check.interval"), ic.interval)?;
+        positive(
+            format!("{at}integrity_check.full_interval"),
+            ic.full_interval,
+        )?;
+        positive(format!("{at}integrity_check.timeout"), ic.timeout)?;
+        positive(format!("{at}backup.interval"), self.backup.interval)?;
+        positive(format!("{at}dbstat.interval"), self.dbstat.interval)?;
+        positive(format!("{at}dbstat.timeout"), self.dbstat.timeout)?;
+        positive(
+            format!("{at}actions.busy_timeout"),
+            self.actions.busy_timeout,
+        )?;
+        positive(
+            format!("{at}actions.checkpoint_timeout"),
+            self.actions.checkpoint_timeout,
+        )?;
+        if self.probes.query.trim().is_empty() {
+            return Err((
+                format!("{at}probes.query"),
+                "expected a SQL query, got an empty string".to_string(),
+            ));
+        }
+        if self.backup.keep == 0 {
+            return Err((
+                format!("{at}backup.keep"),
+                "expected at least 1 backup to keep".to_string(),
+            ));
+        }
+        if self.backup.pages_per_step == 0 || self.backup.pages_per_step > i32::MAX as u64 {
+            return Err((
+                format!("{at}backup.pages_per_step"),
+                "expected a number of pages between 1 and 2147483647".to_string(),
+            ));
+        }
+        if self.migrations.table.trim().is_empty() {
+            return Err((
+                format!("{at}migrations.table"),
+                "expected a table name, got an empty string".to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The control API section: off unless enabled, and then only with a token file, because the
+/// API can run actions that change the database.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Control {
+    /// The control API answers only when enabled.
+    pub enabled: bool,
+    /// File with bearer tokens, one per line.
+    pub token_file: Option<PathBuf>,
+}
