@@ -3,7 +3,7 @@
 //!
 //! First runs are staggered: a database created at `position` (0..1) of a batch has its first
 //! regular check at that fraction of `interval`, its first full check at that fraction of
-//! `full_interval`, and its first probes at that fraction of the probe interval (or of 10 ms
+//! `full_interval`, and its first probes at that fraction of the probe interval (or of 50 ms
 //! per database in the batch, when that is shorter), so ten thousand databases added together
 //! never start their O(size) checks at once and are first probed over one interval.
 
@@ -47,7 +47,7 @@ pub struct Schedule {
 /// First probes of a batch of databases start at most this far apart, so a handful of
 /// databases is probed at once and a fleet of thousands spreads its first probes over their
 /// interval.
-const PROBE_SPACING: Duration = Duration::from_millis(10);
+const PROBE_SPACING: Duration = Duration::from_millis(50);
 
 impl Schedule {
     /// A timetable, made at `now`, whose first runs sit at `position` (0..1) of their stagger
@@ -188,8 +188,8 @@ mod tests {
         let mut small = Schedule::staggered(&s, 0.5, 4, t0);
         assert!(!small.probe_due(&s, t0));
         assert!(
-            small.probe_due(&s, t0 + Duration::from_millis(20)),
-            "4 databases: 40 ms"
+            small.probe_due(&s, t0 + Duration::from_millis(100)),
+            "4 databases: within 200 ms"
         );
         let mut fleet = Schedule::staggered(&s, 0.5, 10_000, t0);
         let half = s.probes.interval.0 / 2;
