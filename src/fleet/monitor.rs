@@ -168,7 +168,7 @@ impl Drop for ActionGuard {
 }
 
 /// How one collector did at one scrape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CollectorOutcome {
     /// Collector name.
     pub collector: &'static str,
@@ -181,7 +181,7 @@ pub struct CollectorOutcome {
 }
 
 /// Everything one scrape learned about one database.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatabaseReport {
     /// The `database` label.
     pub name: String,

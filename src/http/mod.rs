@@ -245,12 +245,6 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
         Ok(x) => x,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     };
-    let body = metrics::render(
-        &snapshot,
-        s.fleet.collectors(),
-        &s.events,
-        &s.fleet.exporter,
-    );
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -258,21 +252,35 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
             v.split(',')
                 .any(|e| e.trim().split(';').next() == Some("gzip"))
         });
-    let mut resp = if gzip {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let compressed = enc.write_all(&body).and_then(|_| enc.finish());
-        match compressed {
-            Ok(z) => {
-                let mut r = z.into_response();
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r
-            }
-            Err(_) => body.into_response(),
+    // Rendering and compressing a large fleet's body is CPU work: off the async workers.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let body = metrics::render(
+            &snapshot,
+            s.fleet.collectors(),
+            &s.events,
+            &s.fleet.exporter,
+        );
+        if !gzip {
+            return (body, false);
         }
-    } else {
-        body.into_response()
+        let mut enc = flate2::write::GzEncoder::new(
+            Vec::with_capacity(body.len() / 8),
+            flate2::Compression::fast(),
+        );
+        match enc.write_all(&body).and_then(|_| enc.finish()) {
+            Ok(z) => (z, true),
+            Err(_) => (body, false),
+        }
+    })
+    .await;
+    let Ok((body, gzipped)) = rendered else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "rendering failed").into_response();
     };
+    let mut resp = body.into_response();
+    if gzipped {
+        resp.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(metrics::CONTENT_TYPE),

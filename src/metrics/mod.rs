@@ -15,18 +15,20 @@
 //!
 //! Uses every layer up to `actions`; used by `http`.
 
-use std::collections::HashMap;
+mod text;
 
-use prometheus::proto::MetricFamily;
-use prometheus::{CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::actions::checkpoint::Mode as CheckpointMode;
 use crate::actions::{ACTIONS, ACTION_DURATION};
-use crate::collect::series::{flag, Counter, Gauge, Histogram, Series};
+use crate::collect::series::{flag, Gauge, Histogram, Series};
 use crate::collect::{query::QUERY_DURATION, write::WRITE_DURATION};
 use crate::collect::{CollectorSet, Database, PerformanceFacts};
 use crate::fleet::events::{Events, ExporterStatus};
+use crate::fleet::monitor::DatabaseReport;
 use crate::fleet::Snapshot;
+use text::{DatabaseText, GaugeText, Meta};
 
 /// Content-Type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -77,72 +79,96 @@ pub const RELOAD_TIMESTAMP: Gauge = Gauge {
     labels: &[],
 };
 
-/// Accumulating metrics: probe and action histograms, action counters; one registry for the
-/// process lifetime.
-pub struct EventMetrics {
-    registry: Registry,
-    query_duration: HistogramVec,
-    write_duration: HistogramVec,
-    action_duration: HistogramVec,
-    /// (action name, runs, failures), from the actions' own counter families.
-    actions: Vec<(&'static str, CounterVec, CounterVec)>,
+/// A histogram's observations: per bucket (each in the first that holds it), sum, count.
+#[derive(Debug, Clone, Default)]
+struct Observed {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
 }
 
-impl Default for EventMetrics {
-    fn default() -> Self {
-        Self::new()
+impl Observed {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.buckets.len() != bounds.len() {
+            self.buckets = vec![0; bounds.len()];
+        }
+        if let Some(i) = bounds.iter().position(|b| v <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
     }
+}
+
+/// One database's accumulated events and their rendered text.
+#[derive(Debug, Default)]
+struct DatabaseEvents {
+    query: Option<Observed>,
+    write: Option<Observed>,
+    /// Duration of each action, by action name.
+    actions: BTreeMap<&'static str, Observed>,
+    /// (runs, failures) by action name and checkpoint mode.
+    counters: BTreeMap<(&'static str, Option<&'static str>), (u64, u64)>,
+    /// Bumped at every change, so the text is made again only then.
+    version: u64,
+    text: Option<(u64, Arc<DatabaseText>)>,
+}
+
+/// Accumulating metrics — probe and action histograms, action counters — kept per database,
+/// and the rendered text of every database's gauges, kept until its report changes.
+#[derive(Default)]
+pub struct EventMetrics {
+    databases: Mutex<HashMap<String, DatabaseEvents>>,
+    /// Each database's last report and its gauges' text.
+    gauges: Mutex<HashMap<String, (DatabaseReport, Arc<DatabaseText>)>>,
 }
 
 impl EventMetrics {
-    /// Creates and registers the accumulating metrics.
+    /// No events yet.
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let histogram = |h: &Histogram| {
-            let v = HistogramVec::new(
-                HistogramOpts::new(h.name, h.help).buckets(h.buckets.to_vec()),
-                h.labels,
-            )
-            .expect("static histogram definition");
-            registry
-                .register(Box::new(v.clone()))
-                .expect("unique metric name");
-            v
-        };
-        let counter = |c: &Counter| {
-            let v = CounterVec::new(Opts::new(c.name, c.help), c.labels)
-                .expect("static counter definition");
-            registry
-                .register(Box::new(v.clone()))
-                .expect("unique metric name");
-            v
-        };
-        let actions = ACTIONS
-            .iter()
-            .filter_map(|s| s.counters.map(|(t, f)| (s.name, counter(t), counter(f))))
-            .collect();
-        EventMetrics {
-            query_duration: histogram(&QUERY_DURATION),
-            write_duration: histogram(&WRITE_DURATION),
-            action_duration: histogram(&ACTION_DURATION),
-            actions,
-            registry,
-        }
+        Self::default()
     }
 
-    /// The label sets of a database's counters: one per checkpoint mode for checkpoints.
-    fn label_sets<'a>(database: &'a str, action: &str) -> Vec<Vec<&'a str>> {
-        match action {
-            "checkpoint" => CheckpointMode::ALL
-                .iter()
-                .map(|m| vec![database, m.as_str()])
-                .collect(),
-            _ => vec![vec![database]],
-        }
+    fn update(&self, database: &str, f: impl FnOnce(&mut DatabaseEvents)) {
+        let mut all = self.databases.lock().unwrap_or_else(|e| e.into_inner());
+        let events = all.entry(database.to_string()).or_default();
+        f(events);
+        events.version += 1;
     }
 
-    fn gather(&self) -> Vec<MetricFamily> {
-        self.registry.gather()
+    /// The text of a database's events, made again only when they changed.
+    fn text(&self, database: &str) -> Option<Arc<DatabaseText>> {
+        let mut all = self.databases.lock().unwrap_or_else(|e| e.into_inner());
+        let e = all.get_mut(database)?;
+        if let Some((v, t)) = &e.text {
+            if *v == e.version {
+                return Some(t.clone());
+            }
+        }
+        let text = Arc::new(render_events(database, e));
+        e.text = Some((e.version, text.clone()));
+        Some(text)
+    }
+
+    /// The text of a database's gauges for `report`, made again only when it changed.
+    fn gauges(&self, report: &DatabaseReport, collectors: &CollectorSet) -> Arc<DatabaseText> {
+        let mut cache = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((old, text)) = cache.get(&report.name) {
+            if old == report {
+                return text.clone();
+            }
+        }
+        let text = Arc::new(render_gauges(report, collectors));
+        cache.insert(report.name.clone(), (report.clone(), text.clone()));
+        text
+    }
+
+    /// Forgets the gauges of databases not in `names`.
+    fn keep_only(&self, names: &[&str]) {
+        let mut cache = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > names.len() {
+            cache.retain(|k, _| names.contains(&k.as_str()));
+        }
     }
 }
 
@@ -150,120 +176,164 @@ impl Events for EventMetrics {
     /// Creates a new database's counters at 0, so `rate()` and `increase()` see its first
     /// action.
     fn database_added(&self, database: &str) {
-        for (action, total, failures) in &self.actions {
-            for labels in Self::label_sets(database, action) {
-                total.with_label_values(&labels);
-                failures.with_label_values(&labels);
+        self.update(database, |e| {
+            for spec in ACTIONS.iter().filter(|s| s.counters.is_some()) {
+                for mode in modes(spec.name) {
+                    e.counters.entry((spec.name, mode)).or_default();
+                }
             }
-        }
+        });
     }
 
     /// Drops every series of a database that is no longer monitored.
     fn database_removed(&self, database: &str) {
-        for h in [&self.query_duration, &self.write_duration] {
-            let _ = h.remove_label_values(&[database]);
-        }
-        for (action, total, failures) in &self.actions {
-            for labels in Self::label_sets(database, action) {
-                let _ = total.remove_label_values(&labels);
-                let _ = failures.remove_label_values(&labels);
-            }
-        }
-        for spec in ACTIONS {
-            let _ = self
-                .action_duration
-                .remove_label_values(&[database, spec.name]);
-        }
+        self.databases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(database);
     }
 
     fn probes(&self, database: &str, p: &PerformanceFacts) {
-        if let Some(q) = p.query_seconds {
-            self.query_duration
-                .with_label_values(&[database])
-                .observe(q);
+        if p.query_seconds.is_none() && p.write_seconds.is_none() {
+            return;
         }
-        if let Some(w) = p.write_seconds {
-            self.write_duration
-                .with_label_values(&[database])
-                .observe(w);
-        }
+        self.update(database, |e| {
+            if let Some(q) = p.query_seconds {
+                e.query
+                    .get_or_insert_with(Observed::default)
+                    .observe(QUERY_DURATION.buckets, q);
+            }
+            if let Some(w) = p.write_seconds {
+                e.write
+                    .get_or_insert_with(Observed::default)
+                    .observe(WRITE_DURATION.buckets, w);
+            }
+        });
     }
 
     fn action(&self, database: &str, action: &str, mode: Option<&str>, ok: bool, seconds: f64) {
-        self.action_duration
-            .with_label_values(&[database, action])
-            .observe(seconds);
-        let Some((_, total, failures)) = self.actions.iter().find(|(a, _, _)| *a == action) else {
+        let Some(spec) = ACTIONS.iter().find(|s| s.name == action) else {
             return;
         };
-        let labels: Vec<&str> = match (action, mode) {
-            ("checkpoint", Some(mode)) => vec![database, mode],
-            ("checkpoint", None) => return,
-            _ => vec![database],
-        };
-        total.with_label_values(&labels).inc();
-        if !ok {
-            failures.with_label_values(&labels).inc();
-        }
-    }
-}
-
-/// A [`Series`] sink building one gauge family per name, registered on first use.
-struct Gauges {
-    registry: Registry,
-    families: HashMap<&'static str, GaugeVec>,
-}
-
-impl Series for Gauges {
-    fn set(&mut self, gauge: &'static Gauge, labels: &[&str], value: f64) {
-        let registry = &self.registry;
-        let vec = self.families.entry(gauge.name).or_insert_with(|| {
-            let g = GaugeVec::new(Opts::new(gauge.name, gauge.help), gauge.labels)
-                .expect("static gauge definition");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric name");
-            g
+        let mode = mode.and_then(|m| {
+            CheckpointMode::ALL
+                .iter()
+                .map(|x| x.as_str())
+                .find(|x| *x == m)
         });
-        vec.with_label_values(labels).set(value);
+        self.update(database, |e| {
+            e.actions
+                .entry(spec.name)
+                .or_default()
+                .observe(ACTION_DURATION.buckets, seconds);
+            if spec.counters.is_none() || (spec.name == "checkpoint" && mode.is_none()) {
+                return;
+            }
+            let c = e.counters.entry((spec.name, mode)).or_default();
+            c.0 += 1;
+            if !ok {
+                c.1 += 1;
+            }
+        });
     }
 }
 
-/// Renders a snapshot, the accumulating metrics and the exporter status as Prometheus text.
-pub fn render(
-    snapshot: &Snapshot,
-    collectors: &CollectorSet,
-    events: &EventMetrics,
-    exporter: &ExporterStatus,
-) -> Vec<u8> {
-    let mut g = Gauges {
-        registry: Registry::new(),
-        families: HashMap::new(),
-    };
-    for r in &snapshot.databases {
-        let name = r.name.as_str();
-        g.set(&UP, &[name], flag(r.up));
-        r.health.series(name, r.up, &mut g);
-        r.checks.series(name, &mut g);
-        for (collector, run) in &r.checks.runs {
-            g.set(&COLLECTOR_SUCCESS, &[name, collector], flag(run.success));
-            g.set(
-                &COLLECTOR_DURATION,
-                &[name, collector],
-                run.duration_seconds,
+/// The label values of an action's counters: one per mode for checkpoints.
+fn modes(action: &str) -> Vec<Option<&'static str>> {
+    match action {
+        "checkpoint" => CheckpointMode::ALL
+            .iter()
+            .map(|m| Some(m.as_str()))
+            .collect(),
+        _ => vec![None],
+    }
+}
+
+fn histogram_meta(h: &'static Histogram) -> Meta {
+    Meta {
+        name: h.name,
+        help: h.help,
+        kind: "histogram",
+        database_first: text::database_first(h.labels),
+    }
+}
+
+fn render_events(database: &str, e: &DatabaseEvents) -> DatabaseText {
+    let mut t = DatabaseText::default();
+    let db = [("database", database)];
+    for (h, o) in [(&QUERY_DURATION, &e.query), (&WRITE_DURATION, &e.write)] {
+        if let Some(o) = o {
+            t.histogram(
+                histogram_meta(h),
+                &db,
+                h.buckets,
+                &o.buckets,
+                o.sum,
+                o.count,
             );
         }
-        for c in &r.collectors {
-            g.set(&COLLECTOR_SUCCESS, &[name, c.collector], flag(c.success));
-            g.set(
-                &COLLECTOR_DURATION,
-                &[name, c.collector],
-                c.duration_seconds,
-            );
-        }
-        if !r.up {
+    }
+    for (action, o) in &e.actions {
+        let labels = [("database", database), ("action", *action)];
+        let h = &ACTION_DURATION;
+        t.histogram(
+            histogram_meta(h),
+            &labels,
+            h.buckets,
+            &o.buckets,
+            o.sum,
+            o.count,
+        );
+    }
+    for ((action, mode), (runs, failures)) in &e.counters {
+        let Some((total, failed)) = ACTIONS
+            .iter()
+            .find(|s| s.name == *action)
+            .and_then(|s| s.counters)
+        else {
             continue;
+        };
+        let mut labels = vec![("database", database)];
+        if let Some(m) = mode {
+            labels.push(("mode", m));
         }
+        for (c, v) in [(total, runs), (failed, failures)] {
+            let meta = Meta {
+                name: c.name,
+                help: c.help,
+                kind: "counter",
+                database_first: text::database_first(c.labels),
+            };
+            t.sample(meta, &labels, "", *v as f64);
+        }
+    }
+    t.finish()
+}
+
+fn render_gauges(r: &DatabaseReport, collectors: &CollectorSet) -> DatabaseText {
+    let mut text = DatabaseText::default();
+    let mut g = GaugeText(&mut text);
+    let name = r.name.as_str();
+    g.set(&UP, &[name], flag(r.up));
+    r.health.series(name, r.up, &mut g);
+    r.checks.series(name, &mut g);
+    for (collector, run) in &r.checks.runs {
+        g.set(&COLLECTOR_SUCCESS, &[name, collector], flag(run.success));
+        g.set(
+            &COLLECTOR_DURATION,
+            &[name, collector],
+            run.duration_seconds,
+        );
+    }
+    for c in &r.collectors {
+        g.set(&COLLECTOR_SUCCESS, &[name, c.collector], flag(c.success));
+        g.set(
+            &COLLECTOR_DURATION,
+            &[name, c.collector],
+            c.duration_seconds,
+        );
+    }
+    if r.up {
         let db = Database {
             name,
             path: &r.path,
@@ -272,6 +342,26 @@ pub fn render(
             c.series(&db, &r.facts, &mut g);
         }
     }
+    text.finish()
+}
+
+/// Renders a snapshot, the accumulated events and the exporter status as Prometheus text.
+/// Each database's part is made again only when its report or its events changed.
+pub fn render(
+    snapshot: &Snapshot,
+    collectors: &CollectorSet,
+    events: &EventMetrics,
+    exporter: &ExporterStatus,
+) -> Vec<u8> {
+    let mut parts = Vec::with_capacity(snapshot.databases.len() * 2);
+    for r in &snapshot.databases {
+        parts.push(events.gauges(r, collectors));
+        parts.extend(events.text(&r.name));
+    }
+    let names: Vec<&str> = snapshot.databases.iter().map(|r| r.name.as_str()).collect();
+    events.keep_only(&names);
+    let mut extra = DatabaseText::default();
+    let mut g = GaugeText(&mut extra);
     g.set(
         &BUILD_INFO,
         &[crate::VERSION, crate::REVISION, rusqlite::version()],
@@ -280,14 +370,9 @@ pub fn render(
     g.set(&DATABASES, &[], snapshot.databases.len() as f64);
     g.set(&RELOAD_SUCCESSFUL, &[], flag(exporter.reload_successful()));
     g.set(&RELOAD_TIMESTAMP, &[], exporter.reload_success_timestamp());
-
-    let mut families = g.registry.gather();
-    families.extend(events.gather());
-    families.retain(|f| !f.get_metric().is_empty());
-    families.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut out = Vec::with_capacity(4096 + snapshot.databases.len() * 4096);
-    prometheus::TextEncoder::new()
-        .encode(&families, &mut out)
-        .expect("encoding to a Vec cannot fail");
-    out
+    text::assemble(
+        &parts,
+        &extra.finish(),
+        4096 + snapshot.databases.len() * 6144,
+    )
 }
