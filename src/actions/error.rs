@@ -26,6 +26,19 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// Every kind, for the tests of the mappings to statuses and exit codes.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Busy,
+        ErrorKind::Refused,
+        ErrorKind::Locked,
+        ErrorKind::Cancelled,
+        ErrorKind::Internal,
+    ];
+}
+
 /// Why an action did not do what was asked.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
 #[error("{error}")]

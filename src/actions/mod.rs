@@ -401,3 +401,24 @@ pub fn list_backups(m: &Monitor) -> Result<Vec<BackupInfo>, ActionError> {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers shared by the tests of the actions.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    /// `dir/app.db`, most of whose pages are free (utilization about 0.3).
+    pub(crate) fn fragmented_db(dir: &Path) -> PathBuf {
+        let p = dir.join("app.db");
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+                 WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2000)
+                 INSERT INTO t(v) SELECT randomblob(1000) FROM c;
+                 DELETE FROM t WHERE id > 600;",
+            )
+            .unwrap();
+        p
+    }
+}

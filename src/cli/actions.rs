@@ -176,15 +176,7 @@ mod tests {
 
     #[test]
     fn every_error_kind_has_its_exit_code() {
-        for kind in [
-            ErrorKind::InvalidInput,
-            ErrorKind::NotFound,
-            ErrorKind::Busy,
-            ErrorKind::Refused,
-            ErrorKind::Locked,
-            ErrorKind::Cancelled,
-            ErrorKind::Internal,
-        ] {
+        for kind in ErrorKind::ALL {
             let result = Err(ActionError::new(kind, "why"));
             assert_eq!(exit_code(&result), expected(kind), "{kind:?}");
             assert_eq!(report(result).unwrap(), expected(kind), "{kind:?}");

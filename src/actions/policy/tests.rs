@@ -39,20 +39,7 @@ fn dense_db(dir: &Path) -> PathBuf {
     p
 }
 
-/// A database most of whose pages are free (utilization about 0.3).
-fn fragmented_db(dir: &Path) -> PathBuf {
-    let p = dir.join("app.db");
-    Connection::open(&p)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2000)
-             INSERT INTO t(v) SELECT randomblob(1000) FROM c;
-             DELETE FROM t WHERE id > 600;",
-        )
-        .unwrap();
-    p
-}
+use crate::actions::testing::fragmented_db;
 
 /// A WAL database whose `-wal` holds about 250 KiB: the returned writer keeps it open
 /// (closing the last connection would checkpoint and delete the WAL).

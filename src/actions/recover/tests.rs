@@ -216,16 +216,7 @@ fn a_wal_above_wal_critical_bytes_plans_a_truncate_checkpoint() {
 #[test]
 fn low_utilization_plans_a_vacuum() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.db");
-    Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
-             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 2000)
-             INSERT INTO t(v) SELECT randomblob(1000) FROM c;
-             DELETE FROM t WHERE id > 600;",
-        )
-        .unwrap();
+    let path = crate::actions::testing::fragmented_db(dir.path());
     let m = monitor(&path, dir.path(), |_| {});
     let before = snapshot(dir.path());
     let r = dry_run(&m);
