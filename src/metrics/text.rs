@@ -211,7 +211,16 @@ pub fn assemble(databases: &[Arc<DatabaseText>], extra: &DatabaseText, capacity:
                 .extend(entries.iter());
         }
     }
-    let mut out = String::with_capacity(capacity);
+    let exact: usize = by_family
+        .iter()
+        .map(|(name, (meta, entries))| {
+            2 * name.len()
+                + meta.help.len()
+                + 32
+                + entries.iter().map(|e| e.text.len()).sum::<usize>()
+        })
+        .sum();
+    let mut out = String::with_capacity(exact.max(capacity.min(exact * 2)));
     for (name, (meta, mut entries)) in by_family {
         if !meta.database_first {
             entries.sort_by(|a, b| a.key.cmp(&b.key));
