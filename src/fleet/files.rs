@@ -217,3 +217,61 @@ fn read_page1(db: &File, wal: &Path, facts: &header::Facts) -> io::Result<Vec<u8
     }
     Ok(page)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db(dir: &Path) -> std::path::PathBuf {
+        let p = dir.join("app.db");
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x);")
+            .unwrap();
+        p
+    }
+
+    fn age(path: &Path, by: Duration) {
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - by).unwrap();
+    }
+
+    #[test]
+    fn a_stamp_is_trusted_only_after_the_granularity_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(dir.path());
+        // Just written: the same stat twice is not proof that nothing changed.
+        let fresh = Stamp::read(&path).unwrap();
+        assert!(!Stamp::read(&path).unwrap().unchanged_since(&fresh));
+        // Written long before the look: trusted.
+        age(&path, GRANULARITY * 3);
+        let settled = Stamp::read(&path).unwrap();
+        assert!(Stamp::read(&path).unwrap().unchanged_since(&settled));
+        // Any change of size, time or identity is a change.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(b"x", 1 << 20)
+            .unwrap();
+        assert!(!Stamp::read(&path).unwrap().unchanged_since(&settled));
+        let other = dir.path().join("other.db");
+        std::fs::copy(&path, &other).unwrap();
+        age(&other, GRANULARITY * 3);
+        let before = Stamp::read(&path).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert!(
+            !Stamp::read(&path).unwrap().unchanged_since(&before),
+            "a new inode"
+        );
+    }
+
+    #[test]
+    fn a_rollback_journal_sends_the_read_to_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(dir.path());
+        assert_eq!(Stamp::read(&path).unwrap().needs_sqlite(), None);
+        std::fs::write(journal_path(&path), [0u8; 512]).unwrap();
+        assert!(Stamp::read(&path).unwrap().needs_sqlite().is_some());
+    }
+}
