@@ -86,11 +86,6 @@ impl<'a> LazyConnection<'a> {
         });
         opened.as_ref().map_err(|e| CollectError::Open(e.clone()))
     }
-
-    /// Whether it was opened.
-    pub fn opened(&self) -> bool {
-        self.conn.get().is_some()
-    }
 }
 
 /// What a collector works with.
