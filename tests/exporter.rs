@@ -411,21 +411,31 @@ fn raw_get(addr: &str, path: &str, extra_headers: &str) -> Vec<u8> {
     out
 }
 
-#[test]
-fn a_runaway_read_probe_is_interrupted_and_reported() {
+/// An exporter watching `NAME.db`, one empty table, with `probes:` settings `probes` (YAML of
+/// one key).
+fn one_table_db_with_probes(name: &str, probes: &str) -> (tempfile::TempDir, Exporter) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("slow.db");
+    let db = dir.path().join(format!("{name}.db"));
     build_db(&db, "CREATE TABLE t(x);");
     let config = dir.path().join("c.yml");
     std::fs::write(
         &config,
         format!(
-            "defaults:\n  probes:\n    query: \"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c) SELECT count(*) FROM c\"\ndatabases:\n  - path: {}\n",
+            "defaults:\n  probes:\n    {probes}\ndatabases:\n  - path: {}\n",
             db.display()
         ),
     )
     .unwrap();
     let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    (dir, e)
+}
+
+#[test]
+fn a_runaway_read_probe_is_interrupted_and_reported() {
+    let (_dir, e) = one_table_db_with_probes(
+        "slow",
+        "query: \"WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c) SELECT count(*) FROM c\"",
+    );
     let start = std::time::Instant::now();
     // The probe runs on its own schedule; its result shows at the scrapes after it ends.
     let body = e.metrics_until(
@@ -451,19 +461,7 @@ fn a_runaway_read_probe_is_interrupted_and_reported() {
 
 #[test]
 fn the_landing_page_and_health_run_no_probe() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    build_db(&db, "CREATE TABLE t(x);");
-    let config = dir.path().join("c.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "defaults:\n  probes: {{ interval: 1h }}\ndatabases:\n  - path: {}\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let (_dir, e) = one_table_db_with_probes("app", "interval: 1h");
     let count = |b: &str, probe: &str| must(b, probe, &[("database", "app")]);
     // The first probe runs right after start; then not for an hour.
     let body = e.metrics_until(
