@@ -492,3 +492,85 @@ fn the_landing_page_and_health_run_no_probe() {
         "loading /, /health or /metrics ran a probe"
     );
 }
+
+/// Series of `database` in a body (sample lines only).
+fn series_of<'a>(body: &'a str, database: &str) -> Vec<&'a str> {
+    let label = format!("database=\"{database}\"");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&label))
+        .collect()
+}
+
+/// The per-database budget: a database under the default settings, once its probes and first
+/// integrity check have run, is at most 40 series (each is a series per database in the
+/// scraping Prometheus); `metrics.detail: full` shows everything, every recommendation and
+/// collector included.
+#[test]
+fn a_database_costs_at_most_40_series_unless_full_detail_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build_db(
+        &d.join("basic.db"),
+        "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
+    );
+    build_db(&d.join("full.db"), "CREATE TABLE t(x);");
+    let config = d.join("sqlite_exporter.yml");
+    std::fs::write(
+        &config,
+        "# Only the schedules are shortened, so the test sees the probes and the first check.
+defaults:
+  probes: { interval: 1s }
+  integrity_check: { interval: 1s }
+databases:
+  - { name: basic, path: basic.db }
+  - { name: full, path: full.db, metrics: { detail: full } }
+",
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let ready = |b: &str| {
+        ["basic", "full"].iter().all(|db| {
+            value(b, "sqlite_integrity_check_success", &[("database", db)]).is_some()
+                && value(
+                    b,
+                    "sqlite_write_duration_seconds_count",
+                    &[("database", db)],
+                )
+                .is_some()
+                && value(
+                    b,
+                    "sqlite_query_duration_seconds_count",
+                    &[("database", db)],
+                )
+                .is_some()
+        })
+    };
+    let body = e.metrics_until(
+        std::time::Duration::from_secs(20),
+        "probes and checks of both databases",
+        ready,
+    );
+    let basic = series_of(&body, "basic");
+    assert!(
+        basic.len() <= 40,
+        "{} series for one database at basic detail:\n{}",
+        basic.len(),
+        basic.join("\n")
+    );
+    // The latency thresholds are bucket edges, so alerts on them are exact.
+    for le in ["0.02", "0.05", "1"] {
+        let bucket = [("database", "basic"), ("le", le)];
+        must(&body, "sqlite_write_duration_seconds_bucket", &bucket);
+    }
+    assert!(!basic
+        .iter()
+        .any(|l| l.starts_with("sqlite_scrape_collector_duration_seconds")));
+    let full = series_of(&body, "full");
+    assert!(full.len() > 80, "{} series at full detail", full.len());
+    let recommendations = full
+        .iter()
+        .filter(|l| l.starts_with("sqlite_recommendation{"))
+        .count();
+    assert_eq!(recommendations, 8, "every recommendation at full detail");
+    assert!(full.iter().any(|l| l.starts_with("sqlite_restores_total{")));
+}

@@ -140,7 +140,8 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
 }
 
 /// The demo's configuration: its database, its backup directory with scheduled backups every
-/// 10 minutes, auto-checkpoint, and the control API on with the demo's token.
+/// 10 minutes, auto-checkpoint, full metrics detail, and the control API on with the demo's
+/// token.
 fn demo_config(d: &Demo) -> Config {
     let mut settings = (*Config::default().defaults).clone();
     settings.backup.dir = d.backup_dir.clone();
@@ -150,6 +151,8 @@ fn demo_config(d: &Demo) -> Config {
     settings.auto.checkpoint = true;
     // The demo is watched by a person: probe often enough that its latency graphs move.
     settings.probes.interval = crate::config::HumanDuration(std::time::Duration::from_secs(5));
+    // One database: show every series, so each dashboard panel has something to draw.
+    settings.metrics.detail = crate::config::Detail::Full;
     let settings = Arc::new(settings);
     Config {
         entries: vec![crate::config::Entry {

@@ -10,7 +10,7 @@ use super::{CollectError, Collector, Database, Facts, Scrape};
 /// `sqlite_query_duration_seconds`: every read probe's latency.
 pub const QUERY_DURATION: Histogram = Histogram {
     name: "sqlite_query_duration_seconds",
-    help: "Latency of the read probe (probes.query) at each scrape.",
+    help: "Latency of the read probe (probes.query), run every probes.interval.",
     labels: &["database"],
     buckets: LATENCY_BUCKETS,
 };

@@ -2,6 +2,8 @@
 //! the collector (or check) that fills it, so a series is found, and renamed, in one place.
 //! The metrics layer turns what is written to a [`Series`] sink into the exposition format.
 
+use crate::config::{Detail, Settings};
+
 /// A gauge family.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Gauge {
@@ -37,12 +39,31 @@ pub struct Counter {
     pub labels: &'static [&'static str],
 }
 
-/// Latency buckets of the probes: 100 µs to 10 s, with the default thresholds (20 ms slow
+/// Latency buckets of the probes at full detail: 100 µs to 10 s, with the default thresholds (20 ms slow
 /// write, 50 ms slow query, 1 s unhealthy) as bucket edges so alerts can be exact.
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0,
 ];
+
+/// The probe latency buckets of a database. Full detail: [`LATENCY_BUCKETS`]. Basic detail:
+/// four edges, because every bucket is a series per database — 5 ms (fast) and the
+/// database's own `slow_write`, `slow_query` and `unhealthy_latency` thresholds (20 ms,
+/// 50 ms and 1 s by default), so that "is the 95th percentile above the threshold" is exact
+/// at the edge. Both kinds always contain the thresholds.
+pub fn probe_buckets(settings: &Settings) -> Vec<f64> {
+    let t = &settings.thresholds;
+    let thresholds = [t.slow_write, t.slow_query, t.unhealthy_latency].map(|d| d.0.as_secs_f64());
+    let mut edges: Vec<f64> = match settings.metrics.detail {
+        Detail::Full => LATENCY_BUCKETS.to_vec(),
+        Detail::Basic => vec![0.005],
+    };
+    edges.extend(thresholds);
+    edges.retain(|e| e.is_finite() && *e > 0.0);
+    edges.sort_by(f64::total_cmp);
+    edges.dedup();
+    edges
+}
 
 /// Where rendered gauge values go.
 pub trait Series {

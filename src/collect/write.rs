@@ -17,7 +17,7 @@ use super::{CollectError, Collector, Database, Facts, Scrape};
 /// `sqlite_write_duration_seconds`: every write probe's latency.
 pub const WRITE_DURATION: Histogram = Histogram {
     name: "sqlite_write_duration_seconds",
-    help: "Latency of the write probe (probes.write: lock = BEGIN IMMEDIATE…ROLLBACK, table = a committed write to _sqlite_exporter_probe).",
+    help: "Latency of the write probe (probes.write: lock = BEGIN IMMEDIATE…ROLLBACK, table = a committed write to _sqlite_exporter_probe), run every probes.interval.",
     labels: &["database"],
     buckets: LATENCY_BUCKETS,
 };

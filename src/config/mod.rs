@@ -28,7 +28,7 @@ pub(crate) use decode::yaml_message;
 pub use decode::{Config, ConfigError};
 pub use entries::{is_companion_file, stem, DatabaseConfig, Entry, NameConflict, Source};
 pub use model::{
-    Actions, Auto, Backup, BackupMethod, Compression, Control, Dbstat, IntegrityCheck,
-    IntegrityMode, Migrations, Probes, Settings, Thresholds, Verification, WriteProbe,
+    Actions, Auto, Backup, BackupMethod, Compression, Control, Dbstat, Detail, IntegrityCheck,
+    IntegrityMode, Metrics, Migrations, Probes, Settings, Thresholds, Verification, WriteProbe,
 };
 pub use units::{ByteSize, HumanDuration};

@@ -268,6 +268,29 @@ impl Auto {
     }
 }
 
+/// How much per-database detail `/metrics` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// What a fleet needs, within a budget of 40 series per database: probe histograms with a
+    /// few buckets (the latency thresholds among their edges), only the active recommendations,
+    /// only the failing collectors, action counters once an action ran (from the start for
+    /// the actions a policy runs).
+    Basic,
+    /// Everything: fine probe buckets, every recommendation and collector (with its duration)
+    /// and every action counter from the start; about 100 series per database.
+    Full,
+}
+
+section! {
+    /// What `/metrics` shows of each database; every series of a database is a series in the
+    /// Prometheus that scrapes it, times the number of databases.
+    Metrics / RawMetrics {
+        /// `basic` (the default) or `full`.
+        detail: Detail = Detail::Basic,
+    }
+}
+
 section! {
     /// The migrations collector.
     Migrations / RawMigrations {
@@ -333,6 +356,8 @@ settings! {
     dbstat: Dbstat / RawDbstat,
     /// Actions.
     actions: Actions / RawActions,
+    /// Per-database detail in `/metrics`.
+    metrics: Metrics / RawMetrics,
 }
 
 impl Settings {

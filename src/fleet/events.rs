@@ -7,11 +7,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::collect::PerformanceFacts;
+use crate::config::Settings;
 
 /// Receives what the fleet and the actions did.
 pub trait Events: Send + Sync {
-    /// A database is now monitored (its counters start at 0).
-    fn database_added(&self, database: &str);
+    /// A database is now monitored, or its settings changed.
+    fn database_added(&self, database: &str, settings: &Settings);
     /// A database is no longer monitored (its series go).
     fn database_removed(&self, database: &str);
     /// One run of a database's probes.
@@ -24,7 +25,7 @@ pub trait Events: Send + Sync {
 pub struct NoEvents;
 
 impl Events for NoEvents {
-    fn database_added(&self, _: &str) {}
+    fn database_added(&self, _: &str, _: &Settings) {}
     fn database_removed(&self, _: &str) {}
     fn probes(&self, _: &str, _: &PerformanceFacts) {}
     fn action(&self, _: &str, _: &str, _: Option<&str>, _: bool, _: f64) {}

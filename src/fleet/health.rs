@@ -148,8 +148,10 @@ impl Assessment {
     }
 
     /// Writes the status series, and the recommendations when the database could be read
-    /// (`up`): recommendations about a file that cannot be read would be made up.
-    pub fn series(&self, database: &str, up: bool, out: &mut dyn Series) {
+    /// (`up`): recommendations about a file that cannot be read would be made up. Only the
+    /// active recommendations are written unless `all` (full detail) asks for the inactive
+    /// ones at 0 too.
+    pub fn series(&self, database: &str, up: bool, all: bool, out: &mut dyn Series) {
         for s in Status::ALL {
             out.set(&STATUS, &[database, s.as_str()], flag(self.status == s));
         }
@@ -157,11 +159,10 @@ impl Assessment {
             return;
         }
         for r in Recommendation::ALL {
-            out.set(
-                &RECOMMENDATION,
-                &[database, r.as_str()],
-                flag(self.recommends(r)),
-            );
+            let active = self.recommends(r);
+            if active || all {
+                out.set(&RECOMMENDATION, &[database, r.as_str()], flag(active));
+            }
         }
     }
 }

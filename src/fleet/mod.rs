@@ -115,7 +115,7 @@ impl Fleet {
                 _ => {
                     info!(database = %db.name, path = %db.path.display(), "monitoring database");
                     let stagger = position as f64 / added.max(1) as f64;
-                    self.events.database_added(&db.name);
+                    self.events.database_added(&db.name, &db.settings);
                     position += 1;
                     Arc::new(Monitor::in_batch(db, stagger, added))
                 }

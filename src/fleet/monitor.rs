@@ -24,7 +24,7 @@ use crate::checks::timetable::Schedule;
 use crate::checks::{BackupSummary, Checks, RunOutcome};
 use crate::collect::{CollectError, Collector, CollectorSet, Facts, FileFacts, LazyConnection};
 use crate::collect::{PerformanceFacts, Scrape};
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, Detail};
 use crate::fleet::events::Events;
 use crate::fleet::files::{self, Stamp, Unread};
 use crate::fleet::health::{self, Assessment};
@@ -200,6 +200,9 @@ pub struct DatabaseReport {
     pub collectors: Vec<CollectorOutcome>,
     /// The verdict.
     pub health: Assessment,
+    /// How much of it `/metrics` shows.
+    #[serde(skip)]
+    pub detail: Detail,
 }
 
 fn serialize_error<S: serde::Serializer>(e: &Option<OpenError>, s: S) -> Result<S::Ok, S::Error> {
@@ -399,6 +402,7 @@ impl Monitor {
             checks,
             collectors: outcomes,
             health,
+            detail: cfg.settings.metrics.detail,
         }
     }
 

@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::actions::checkpoint::Mode as CheckpointMode;
 use crate::actions::{ACTIONS, ACTION_DURATION};
-use crate::collect::series::{flag, Gauge, Histogram, Series};
+use crate::collect::series::{flag, probe_buckets, Gauge, Histogram, Series};
 use crate::collect::{query::QUERY_DURATION, write::WRITE_DURATION};
 use crate::collect::{CollectorSet, Database, PerformanceFacts};
+use crate::config::{Detail, Settings};
 use crate::fleet::events::{Events, ExporterStatus};
 use crate::fleet::monitor::DatabaseReport;
 use crate::fleet::Snapshot;
@@ -82,15 +83,28 @@ pub const RELOAD_TIMESTAMP: Gauge = Gauge {
 /// A histogram's observations: per bucket (each in the first that holds it), sum, count.
 #[derive(Debug, Clone, Default)]
 struct Observed {
+    /// Upper bounds of the buckets.
+    bounds: Vec<f64>,
     buckets: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
 impl Observed {
+    fn new(bounds: &[f64]) -> Self {
+        Observed {
+            bounds: bounds.to_vec(),
+            buckets: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
     fn observe(&mut self, bounds: &[f64], v: f64) {
-        if self.buckets.len() != bounds.len() {
-            self.buckets = vec![0; bounds.len()];
+        if self.bounds != bounds {
+            // New edges (a reload changed the detail or a threshold): the histogram starts
+            // again, which Prometheus reads as a counter reset.
+            *self = Observed::new(bounds);
         }
         if let Some(i) = bounds.iter().position(|b| v <= *b) {
             self.buckets[i] += 1;
@@ -103,6 +117,8 @@ impl Observed {
 /// One database's accumulated events and their rendered text.
 #[derive(Debug, Default)]
 struct DatabaseEvents {
+    /// Bucket edges of the probe histograms, from the database's settings.
+    probe_buckets: Vec<f64>,
     query: Option<Observed>,
     write: Option<Observed>,
     /// Duration of each action, by action name.
@@ -173,12 +189,27 @@ impl EventMetrics {
 }
 
 impl Events for EventMetrics {
-    /// Creates a new database's counters at 0, so `rate()` and `increase()` see its first
-    /// action.
-    fn database_added(&self, database: &str) {
+    /// Takes the database's probe buckets from its settings, and creates at 0 the counters
+    /// of the actions a policy runs on it (all of them at full detail), so `rate()` and
+    /// `increase()` see their first run. The counters of other actions appear at their first
+    /// run: most databases of a fleet never see a manual restore, and each counter is a series.
+    fn database_added(&self, database: &str, settings: &Settings) {
+        let full = settings.metrics.detail == Detail::Full;
+        let auto = &settings.auto;
+        let policy = |action: &str| match action {
+            "checkpoint" => auto.checkpoint,
+            "backup" => auto.backup,
+            "recovery" => auto.recover,
+            "vacuum" => auto.vacuum,
+            _ => false,
+        };
         self.update(database, |e| {
+            e.probe_buckets = probe_buckets(settings);
             for spec in ACTIONS.iter().filter(|s| s.counters.is_some()) {
-                for mode in modes(spec.name) {
+                if !full && !policy(spec.name) {
+                    continue;
+                }
+                for mode in modes(spec.name, full) {
                     e.counters.entry((spec.name, mode)).or_default();
                 }
             }
@@ -198,15 +229,19 @@ impl Events for EventMetrics {
             return;
         }
         self.update(database, |e| {
+            if e.probe_buckets.is_empty() {
+                e.probe_buckets = QUERY_DURATION.buckets.to_vec();
+            }
+            let bounds = &e.probe_buckets;
             if let Some(q) = p.query_seconds {
                 e.query
-                    .get_or_insert_with(Observed::default)
-                    .observe(QUERY_DURATION.buckets, q);
+                    .get_or_insert_with(|| Observed::new(bounds))
+                    .observe(bounds, q);
             }
             if let Some(w) = p.write_seconds {
                 e.write
-                    .get_or_insert_with(Observed::default)
-                    .observe(WRITE_DURATION.buckets, w);
+                    .get_or_insert_with(|| Observed::new(bounds))
+                    .observe(bounds, w);
             }
         });
     }
@@ -238,13 +273,15 @@ impl Events for EventMetrics {
     }
 }
 
-/// The label values of an action's counters: one per mode for checkpoints.
-fn modes(action: &str) -> Vec<Option<&'static str>> {
+/// The label values of an action's counters created up front: one per checkpoint mode at full
+/// detail, else the TRUNCATE checkpoint the policy runs.
+fn modes(action: &str, full: bool) -> Vec<Option<&'static str>> {
     match action {
-        "checkpoint" => CheckpointMode::ALL
+        "checkpoint" if full => CheckpointMode::ALL
             .iter()
             .map(|m| Some(m.as_str()))
             .collect(),
+        "checkpoint" => vec![Some(CheckpointMode::Truncate.as_str())],
         _ => vec![None],
     }
 }
@@ -266,7 +303,7 @@ fn render_events(database: &str, e: &DatabaseEvents) -> DatabaseText {
             t.histogram(
                 histogram_meta(h),
                 &db,
-                h.buckets,
+                &o.bounds,
                 &o.buckets,
                 o.sum,
                 o.count,
@@ -314,24 +351,28 @@ fn render_gauges(r: &DatabaseReport, collectors: &CollectorSet) -> DatabaseText 
     let mut text = DatabaseText::default();
     let mut g = GaugeText(&mut text);
     let name = r.name.as_str();
+    let full = r.detail == Detail::Full;
     g.set(&UP, &[name], flag(r.up));
-    r.health.series(name, r.up, &mut g);
+    r.health.series(name, r.up, full, &mut g);
     r.checks.series(name, &mut g);
-    for (collector, run) in &r.checks.runs {
-        g.set(&COLLECTOR_SUCCESS, &[name, collector], flag(run.success));
-        g.set(
-            &COLLECTOR_DURATION,
-            &[name, collector],
-            run.duration_seconds,
-        );
-    }
-    for c in &r.collectors {
-        g.set(&COLLECTOR_SUCCESS, &[name, c.collector], flag(c.success));
-        g.set(
-            &COLLECTOR_DURATION,
-            &[name, c.collector],
-            c.duration_seconds,
-        );
+    // Per-collector series: at basic detail only a failing collector is shown (its success at
+    // 0 is what the alert watches); durations and successes of every collector at full detail.
+    let runs = r
+        .checks
+        .runs
+        .iter()
+        .map(|(c, run)| (*c, run.success, run.duration_seconds));
+    let outcomes = r
+        .collectors
+        .iter()
+        .map(|c| (c.collector, c.success, c.duration_seconds));
+    for (collector, success, seconds) in runs.chain(outcomes) {
+        if full || !success {
+            g.set(&COLLECTOR_SUCCESS, &[name, collector], flag(success));
+        }
+        if full {
+            g.set(&COLLECTOR_DURATION, &[name, collector], seconds);
+        }
     }
     if r.up {
         let db = Database {
