@@ -322,7 +322,10 @@ fn dockerfile_is_multi_stage() {
     };
     assert!(copies("build.rs"), "build.rs is not in the build");
     assert!(copies(".git"), ".git is not in the build");
-    assert!(dockerfile.contains("ARG REVISION"), "no REVISION build argument");
+    assert!(
+        dockerfile.contains("ARG REVISION"),
+        "no REVISION build argument"
+    );
     let ignore = read(&repo_path("examples/Dockerfile.dockerignore"));
     assert!(
         !ignore.lines().any(|l| l.trim() == ".git"),
