@@ -16,7 +16,8 @@
 # finishes and a fast one gets the full count.
 #
 # Environment:
-#   EXPORTER_BIN  exporter binary (default target/release/sqlite_exporter, built if missing)
+#   EXPORTER_BIN  exporter binary (default target/profiling/sqlite_exporter: the release build
+#                 with line tables, so perf can name what it samples; built if missing)
 #   BENCH_DIR     work directory; fleets are built there once and reused
 #                 (default /tmp/sqlite_exporter_bench; 10,000 dbs take ~6.5 GB)
 #   FLEET_SIZES   fleet sizes to run (default "1000 10000", quick "1000")
@@ -36,7 +37,7 @@ export LC_ALL=C # curl and /proc numbers use '.' as the decimal point
 cd "$(dirname "$0")/.."
 BENCH=$PWD/bench
 BENCH_DIR=${BENCH_DIR:-/tmp/sqlite_exporter_bench}
-EXPORTER_BIN=${EXPORTER_BIN:-target/release/sqlite_exporter}
+EXPORTER_BIN=${EXPORTER_BIN:-target/profiling/sqlite_exporter}
 QUICK=${FLEET_QUICK:-0}
 [[ $QUICK == 0 ]] || QUICK=1
 PEER_MAX_N=${FLEET_PEER_MAX_N:-10000}
@@ -56,10 +57,10 @@ for tool in curl python3 cc gzip; do
   command -v "$tool" >/dev/null || die "$tool is needed"
 done
 if [[ ! -x $EXPORTER_BIN ]]; then
-  [[ $EXPORTER_BIN == target/release/sqlite_exporter ]] ||
+  [[ $EXPORTER_BIN == target/profiling/sqlite_exporter ]] ||
     die "EXPORTER_BIN=$EXPORTER_BIN is not executable"
-  echo "== building $EXPORTER_BIN (cargo build --release)"
-  cargo build --release --quiet
+  echo "== building $EXPORTER_BIN (cargo build --profile profiling)"
+  cargo build --profile profiling --quiet
 fi
 EXPORTER_BIN=$(realpath "$EXPORTER_BIN")
 PEER_OK=1

@@ -147,6 +147,63 @@ fn kubernetes_sidecar_shares_the_database_volume_read_write() {
 }
 
 #[test]
+fn kubernetes_sidecar_probes_the_database_with_check_failing_only_on_critical() {
+    let deployment = kubernetes_object("Deployment");
+    let exporter = deployment["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("containers")
+        .iter()
+        .find(|c| c["name"] == "sqlite-exporter")
+        .expect("a sqlite-exporter container")
+        .clone();
+    let command: Vec<&str> = exporter["startupProbe"]["exec"]["command"]
+        .as_sequence()
+        .expect("the sidecar has an exec startupProbe")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(command.get(1), Some(&"check"), "{command:?}");
+    assert!(command.contains(&"--fail-on=critical"), "{command:?}");
+    assert!(
+        command.contains(&"--config.file=/etc/sqlite_exporter/sqlite_exporter.yml"),
+        "{command:?}"
+    );
+    // The probe's command line works: on a database with a recommendation (no index) and the
+    // ConfigMap's config pointed at it, it exits 0; a bad flag would exit 3.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(a);")
+        .unwrap();
+    let config = dir.path().join("sqlite_exporter.yml");
+    std::fs::write(
+        &config,
+        format!("databases:\n  - name: app\n    path: {}\n", db.display()),
+    )
+    .unwrap();
+    let args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| match a.strip_prefix("--config.file=") {
+            Some(_) => format!("--config.file={}", config.display()),
+            None => a.to_string(),
+        })
+        .collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlite_exporter"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("add_indexes"), "{stdout}");
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stdout}");
+    let image = exporter["image"].as_str().expect("image");
+    assert!(
+        !image.starts_with("ghcr.io/"),
+        "{image}: no such image is published; the example says how to build one"
+    );
+}
+
+#[test]
 fn kubernetes_configmap_holds_the_minimal_exporter_config() {
     let configmap = kubernetes_object("ConfigMap");
     let text = configmap["data"]["sqlite_exporter.yml"]
@@ -256,5 +313,22 @@ fn dockerfile_is_multi_stage() {
     assert!(
         dockerfile.lines().any(|l| l.starts_with("USER ")),
         "runtime runs as root"
+    );
+    // The revision: build.rs reads it from .git, or from the REVISION build argument.
+    let copies = |what: &str| {
+        dockerfile
+            .lines()
+            .any(|l| l.starts_with("COPY ") && l.split_whitespace().any(|w| w == what))
+    };
+    assert!(copies("build.rs"), "build.rs is not in the build");
+    assert!(copies(".git"), ".git is not in the build");
+    assert!(
+        dockerfile.contains("ARG REVISION"),
+        "no REVISION build argument"
+    );
+    let ignore = read(&repo_path("examples/Dockerfile.dockerignore"));
+    assert!(
+        !ignore.lines().any(|l| l.trim() == ".git"),
+        ".dockerignore keeps .git out of the context"
     );
 }

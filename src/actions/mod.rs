@@ -228,9 +228,12 @@ impl Action {
     ) -> Option<Result<Action, clap::Error>> {
         let spec = ACTIONS.iter().find(|s| s.route == route)?;
         Some((spec.parse)(matches).and_then(|a| {
-            a.validate()
-                .map(|()| a)
-                .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e.error))
+            a.validate().map(|()| a).map_err(|e| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!("{}\n", e.error),
+                )
+            })
         }))
     }
 }

@@ -134,7 +134,7 @@ impl Policies {
         if let Some(state) = states.get_mut(&m.config.name) {
             state.record(policy, ok, Instant::now());
             if policy == Policy::Recover && !ok && state.failures(policy) >= RECOVER_ATTEMPTS {
-                tracing::error!(database = %m.config.name, attempts = RECOVER_ATTEMPTS, "auto.recover gives up until an integrity check passes; run `sqlite_exporter recover` after looking at the database");
+                tracing::warn!(database = %m.config.name, attempts = RECOVER_ATTEMPTS, "auto.recover gives up until an integrity check passes; run `sqlite_exporter recover` after looking at the database");
             }
         }
         result

@@ -43,7 +43,7 @@ use crate::sqlite::BACKGROUND_BUSY_TIMEOUT;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::actions::{ActionError, Context, ErrorKind, Perform};
+use crate::actions::{open_kind, ActionError, Context, ErrorKind, Perform};
 
 /// What a recovery did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -105,9 +105,7 @@ pub fn run(
             true
         }
         other => {
-            r.errors.push(format!(
-                "integrity check could not run: {other:?}; nothing done"
-            ));
+            r.errors.push(format!("{other}; nothing done"));
             return finish(r, start);
         }
     };
@@ -262,7 +260,7 @@ pub fn run(
             }
             other => r
                 .errors
-                .push(format!("final integrity check did not pass: {other:?}")),
+                .push(format!("final integrity check did not pass: {other}")),
         }
     }
     r.success = r.errors.is_empty();
@@ -417,6 +415,13 @@ impl Perform for Request {
     }
 
     fn perform(&self, ctx: &Context<'_>) -> Result<RecoveryReport, ActionError> {
+        // No file is an unknown database, as for every other action, not a failed recovery.
+        if let Err(e @ OpenError::Missing) = connection::preflight(&ctx.monitor.config.path) {
+            return Err(ActionError::new(
+                open_kind(&e),
+                format!("cannot open database: {e}"),
+            ));
+        }
         let report = run(ctx.monitor, self.dry_run, ctx.progress, ctx.cancel);
         ctx.monitor.refresh_backups();
         if report.success {

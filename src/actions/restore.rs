@@ -176,7 +176,7 @@ pub fn restore(
     let checked =
         interruptible(&live, cancel, || run_check(&live, Verify::Full)).map_err(sqlite_err)?;
     if let Err(detail) = checked {
-        tracing::error!(database, %detail, "restored database fails integrity_check");
+        tracing::warn!(database, %detail, "restored database fails integrity_check");
         return Err(RestoreError::ResultCorrupt {
             detail,
             pre_restore: pre_restore_backup,

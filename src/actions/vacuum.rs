@@ -82,8 +82,8 @@ pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
 /// Checks the disk, then runs VACUUM on the database at `path`.
 pub fn run(path: &Path, margin: u64, busy_timeout: Duration) -> Result<VacuumReport, VacuumError> {
     let start = Instant::now();
-    let size = std::fs::metadata(path)
-        .map_err(|e| VacuumError::Open(OpenError::Other(e.to_string())))?
+    let size = connection::preflight(path)
+        .map_err(VacuumError::Open)?
         .len();
     let free = free_disk_bytes(path).map_err(VacuumError::Statvfs)?;
     let needed = size.saturating_add(margin);

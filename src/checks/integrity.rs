@@ -117,6 +117,33 @@ pub enum IntegrityOutcome {
     Failed(OpenError),
 }
 
+impl std::fmt::Display for IntegrityOutcome {
+    /// One sentence for logs and reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntegrityOutcome::Completed(r) if r.ok => write!(f, "{} check passed", pragma(r.mode)),
+            IntegrityOutcome::Completed(r) => write!(
+                f,
+                "{} found {} problems: {}",
+                pragma(r.mode),
+                r.errors,
+                r.messages.first().map(String::as_str).unwrap_or_default()
+            ),
+            IntegrityOutcome::Interrupted {
+                mode,
+                after,
+                reason,
+            } => write!(
+                f,
+                "{} check interrupted after {:.1}s ({reason})",
+                mode.as_str(),
+                after.as_secs_f64()
+            ),
+            IntegrityOutcome::Failed(e) => write!(f, "integrity check could not run: {e}"),
+        }
+    }
+}
+
 /// Runs the `mode` check and the foreign-key check on the database at `path`, read-only.
 ///
 /// `timeout` bounds the whole run, opening included; `cancel` stops it early (checked every

@@ -191,21 +191,8 @@ impl Checks {
                 self.integrity_incomplete = None;
                 (true, None)
             }
-            IntegrityOutcome::Failed(e) => {
-                let why = format!("integrity check could not run: {e}");
-                self.integrity_incomplete = Some(why.clone());
-                (false, Some(why))
-            }
-            IntegrityOutcome::Interrupted {
-                mode,
-                after,
-                reason,
-            } => {
-                let why = format!(
-                    "{} check interrupted after {:.1}s ({reason})",
-                    mode.as_str(),
-                    after.as_secs_f64()
-                );
+            IntegrityOutcome::Failed(_) | IntegrityOutcome::Interrupted { .. } => {
+                let why = outcome.to_string();
                 self.integrity_incomplete = Some(why.clone());
                 (false, Some(why))
             }

@@ -24,14 +24,21 @@ pub fn run(command: &Command, config_file: Option<&PathBuf>) -> anyhow::Result<i
     let (target, action) = match command {
         Command::Check(_) => bail!("check is not an action"),
         Command::Backups { target } => {
-            let m = monitor(target, config_file)?;
-            let list = actions::list_backups(&m).map_err(|e| anyhow!(e.error))?;
-            println!("{}", serde_json::to_string_pretty(&list)?);
-            return Ok(0);
+            let list = monitor(target, config_file).and_then(|m| actions::list_backups(&m));
+            return match list {
+                Ok(list) => {
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                    Ok(0)
+                }
+                Err(e) => report(Err(e)),
+            };
         }
         Command::Action { target, action } => (target, action.clone()),
     };
-    let m = monitor(target, config_file)?;
+    let m = match monitor(target, config_file) {
+        Ok(m) => m,
+        Err(e) => return report(Err(e)),
+    };
     let claim = match actions::claim(&m, action) {
         Ok(c) => c,
         Err(e) => return report(Err(e)),
@@ -105,20 +112,26 @@ fn exit_code(result: &Result<Outcome, ActionError>) -> i32 {
 }
 
 /// The monitor for `target`: a configured name when a config file is given, else a file path
-/// with default settings.
-fn monitor(target: &Target, config_file: Option<&PathBuf>) -> anyhow::Result<Arc<Monitor>> {
+/// with default settings. A config that cannot be loaded and a name it does not have are bad
+/// requests, answered like the action's own.
+fn monitor(target: &Target, config_file: Option<&PathBuf>) -> Result<Arc<Monitor>, ActionError> {
+    let bad = |e: &dyn std::fmt::Display| ActionError::new(ErrorKind::InvalidInput, e.to_string());
     let mut db: DatabaseConfig = match config_file {
         Some(f) => {
-            let (dbs, _) = Config::load(f)?.databases();
+            let (dbs, _) = Config::load(f).map_err(|e| bad(&e))?.databases();
             let found = dbs.iter().find(|d| d.name == target.database).or_else(|| {
                 let p = std::path::absolute(&target.database).ok()?;
                 dbs.iter().find(|d| d.path == p)
             });
-            found
-                .cloned()
-                .ok_or_else(|| anyhow!("no database {:?} in {}", target.database, f.display()))?
+            found.cloned().ok_or_else(|| {
+                ActionError::new(
+                    ErrorKind::NotFound,
+                    format!("no database {:?} in {}", target.database, f.display()),
+                )
+            })?
         }
-        None => Config::from_files(&[PathBuf::from(&target.database)])?
+        None => Config::from_files(&[PathBuf::from(&target.database)])
+            .map_err(|e| bad(&e))?
             .databases()
             .0
             .remove(0),

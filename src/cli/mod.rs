@@ -49,9 +49,10 @@ pub struct Cli {
     #[arg(long = "config.check")]
     pub config_check: bool,
 
-    /// Only log messages at or above this level.
-    #[arg(long = "log.level", value_enum, default_value = "info", global = true)]
-    pub log_level: logging::Level,
+    /// Only log messages at or above this level [default: info; error for the subcommands,
+    /// whose result is their output and exit code].
+    #[arg(long = "log.level", value_enum, global = true)]
+    pub log_level: Option<logging::Level>,
 
     /// Log format.
     #[arg(
@@ -63,7 +64,7 @@ pub struct Cli {
     pub log_format: logging::Format,
 
     /// Disable every collector not enabled explicitly with `--collector.<name>`.
-    #[arg(long = "collector.disable-defaults")]
+    #[arg(long = "collector.disable-defaults", global = true)]
     pub disable_defaults: bool,
 
     /// Threads reading databases in parallel during one scrape.
@@ -188,6 +189,19 @@ pub struct CheckArgs {
     /// Run a full integrity_check now (default: the configured check, quick_check).
     #[arg(long)]
     pub full: bool,
+    /// The least status that fails the check: `warning` exits 1 on a recommendation,
+    /// `critical` exits 0 on it (a Kubernetes probe). Critical is 2 and unknown 3 either way.
+    #[arg(long = "fail-on", value_enum, default_value = "warning")]
+    pub fail_on: FailOn,
+}
+
+/// `check --fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Warning (1), critical (2) and unknown (3) exit non-zero.
+    Warning,
+    /// Only critical (2) and unknown (3) exit non-zero.
+    Critical,
 }
 
 /// Output of reports.
@@ -207,15 +221,27 @@ pub struct Invocation {
     pub collectors: CollectorSet,
 }
 
-/// The clap command, with the generated collector flags.
+/// `--version`: the version, the git revision and the bundled SQLite.
+pub fn version() -> String {
+    format!(
+        "{} (revision {}, SQLite {})",
+        crate::VERSION,
+        crate::REVISION,
+        rusqlite::version()
+    )
+}
+
+/// The clap command, with the generated collector flags (accepted before or after a
+/// subcommand, as every other flag that applies to one).
 pub fn command() -> clap::Command {
-    let mut cmd = Cli::command();
+    let mut cmd = Cli::command().version(version());
     for r in REGISTRY {
         let on = if r.default { "enabled" } else { "disabled" };
         cmd = cmd
             .arg(
                 Arg::new(format!("collector.{}", r.name))
                     .long(format!("collector.{}", r.name))
+                    .global(true)
                     .action(ArgAction::SetTrue)
                     .help(format!(
                         "Enable the {} collector ({}; default {on})",
@@ -225,6 +251,7 @@ pub fn command() -> clap::Command {
             .arg(
                 Arg::new(format!("no-collector.{}", r.name))
                     .long(format!("no-collector.{}", r.name))
+                    .global(true)
                     .action(ArgAction::SetTrue)
                     .hide(true),
             );
@@ -232,9 +259,51 @@ pub fn command() -> clap::Command {
     cmd
 }
 
-/// Parses the process arguments (exits with usage on error, as clap does).
+/// Parses the process arguments; on a usage error prints it and exits with [`usage_exit_code`]
+/// (an action subcommand also prints it as its JSON result on stdout).
 pub fn parse() -> Invocation {
-    from_matches(command().get_matches())
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match try_parse_from(&args) {
+        Ok(inv) => inv,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let sub = subcommand_of(&args);
+            if sub.is_some_and(|s| s != "check") {
+                let json = serde_json::json!({ "error": usage_message(&e) });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            }
+            let _ = e.print();
+            std::process::exit(usage_exit_code(sub));
+        }
+    }
+}
+
+/// The exit code of a usage error: 3 (unknown) for `check`, whose 2 means critical, as the
+/// monitoring-plugin convention has it; 2 otherwise (the action subcommands' bad request).
+pub fn usage_exit_code(subcommand: Option<&str>) -> i32 {
+    match subcommand {
+        Some("check") => 3,
+        _ => 2,
+    }
+}
+
+/// The subcommand named in `args`: the first argument that is one (a flag's value could be
+/// mistaken for it only if it were spelled like a subcommand).
+fn subcommand_of(args: &[std::ffi::OsString]) -> Option<&str> {
+    args.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .find(|a| Command::has_subcommand(a))
+}
+
+/// clap's error without its `error: ` prefix, usage and tips: one sentence.
+fn usage_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 /// Parses explicit arguments.
@@ -243,11 +312,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    Ok(from_matches(command().try_get_matches_from(args)?))
+    from_matches(command().try_get_matches_from(args)?)
 }
 
-fn from_matches(m: ArgMatches) -> Invocation {
-    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+fn from_matches(m: ArgMatches) -> Result<Invocation, clap::Error> {
+    let cli = Cli::from_arg_matches(&m)?;
     let collectors = CollectorSet::select(|r| {
         if m.get_flag(&format!("no-collector.{}", r.name)) {
             false
@@ -257,7 +326,7 @@ fn from_matches(m: ArgMatches) -> Invocation {
             r.default && !cli.disable_defaults
         }
     });
-    Invocation { cli, collectors }
+    Ok(Invocation { cli, collectors })
 }
 
 #[cfg(test)]

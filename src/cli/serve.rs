@@ -6,12 +6,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use tracing::info;
 
-use crate::checks::integrity::Mode;
-use crate::checks::timetable::Job;
 use crate::cli::demo::Demo;
 use crate::cli::{Command, Invocation};
 use crate::config::{Config, Source};
-use crate::fleet::background::run_job;
 use crate::fleet::Fleet;
 use crate::http::control::Control;
 use crate::http::web_config::WebConfig;
@@ -25,27 +22,12 @@ use std::sync::atomic::AtomicBool;
 pub fn run(inv: Invocation) -> anyhow::Result<i32> {
     let Invocation { cli, collectors } = inv;
     if let Some(Command::Check(args)) = &cli.command {
-        let config = match &cli.config_file {
-            Some(f) if args.files.is_empty() => Config::load(f)?,
-            _ => Config::from_files(&args.files)?,
-        };
-        let fleet = Fleet::new(collectors, cli.scrape_concurrency);
-        fleet.apply(databases(&config));
-        let cancel = AtomicBool::new(false);
-        for m in fleet.monitors().values() {
-            let mode = if args.full {
-                Mode::Full
-            } else {
-                m.config.settings.integrity_check.mode
-            };
-            run_job(m, Job::Integrity(mode), fleet.collectors(), &cancel);
-        }
-        let snapshot = fleet.collect_blocking();
-        return Ok(crate::cli::check::report(
-            &snapshot,
-            args.output,
-            &mut std::io::stdout().lock(),
-        )?);
+        return Ok(crate::cli::check::run(
+            args,
+            cli.config_file.as_deref(),
+            collectors,
+            cli.scrape_concurrency,
+        ));
     }
     if let Some(command) = &cli.command {
         return crate::cli::actions::run(command, cli.config_file.as_ref());

@@ -31,4 +31,4 @@ pub use model::{
     Actions, Auto, Backup, BackupMethod, Compression, Control, Dbstat, Detail, IntegrityCheck,
     IntegrityMode, Metrics, Migrations, Probes, Settings, Thresholds, Verification, WriteProbe,
 };
-pub use units::{ByteSize, HumanDuration};
+pub use units::{human_size, ByteSize, HumanDuration};

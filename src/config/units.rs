@@ -97,6 +97,11 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A size for people, in binary units as the configuration writes them: `4.0 MiB`, `512 B`.
+pub fn human_size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +114,8 @@ mod tests {
         assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
         assert!(parse_size("10 parsecs").is_err());
         assert!(parse_size("MiB").is_err());
+        assert_eq!(human_size(4_152_992), "4.0 MiB");
+        assert_eq!(human_size(1 << 20), "1.0 MiB");
+        assert_eq!(human_size(512), "512 B");
     }
 }

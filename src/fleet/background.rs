@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::checks::dbstat::DbstatError;
 use crate::checks::integrity::{self, IntegrityOutcome, Mode};
@@ -44,18 +44,27 @@ pub fn run_integrity(m: &Monitor, mode: Mode, cancel: &AtomicBool) -> IntegrityO
     let outcome = integrity::run(&cfg.path, mode, timeout, BACKGROUND_BUSY_TIMEOUT, cancel);
     let elapsed = start.elapsed().as_secs_f64();
     let run = m.update_checks(|c| c.record_integrity(&outcome, elapsed));
+    // A monitored database found corrupt is a problem of that database, not of the exporter:
+    // `warn`, as `--log.level` documents (`error` is for the exporter's own failures).
     match &outcome {
-        IntegrityOutcome::Completed(r) if r.ok => {
-            info!(database = %cfg.name, mode = mode.as_str(), duration_seconds = elapsed, foreign_key_violations = ?r.foreign_key_violations, "integrity check passed")
-        }
+        IntegrityOutcome::Completed(r) if r.ok => match r.foreign_key_violations {
+            Some(n) => {
+                info!(database = %cfg.name, mode = mode.as_str(), duration_seconds = elapsed, foreign_key_violations = n, "integrity check passed")
+            }
+            None => {
+                info!(database = %cfg.name, mode = mode.as_str(), duration_seconds = elapsed, "integrity check passed")
+            }
+        },
         IntegrityOutcome::Completed(r) => {
-            error!(database = %cfg.name, mode = mode.as_str(), errors = r.errors, first = ?r.messages.first(), "integrity check FAILED")
+            let first = r.messages.first().map(String::as_str).unwrap_or_default();
+            warn!(database = %cfg.name, mode = mode.as_str(), errors = r.errors, first, "integrity check FAILED")
         }
         IntegrityOutcome::Failed(e @ (OpenError::NotADatabase | OpenError::Corrupt(_))) => {
-            error!(database = %cfg.name, mode = mode.as_str(), error = %e, "integrity check FAILED")
+            warn!(database = %cfg.name, mode = mode.as_str(), error = %e, "integrity check FAILED")
         }
         _ => {
-            warn!(database = %cfg.name, mode = mode.as_str(), error = ?run.error, "integrity check did not complete")
+            let error = run.error.as_deref().unwrap_or_default();
+            warn!(database = %cfg.name, mode = mode.as_str(), error, "integrity check did not complete")
         }
     }
     m.record_run(INTEGRITY, run);

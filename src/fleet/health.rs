@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::checks::Checks;
 use crate::collect::series::{flag, Gauge, Series};
 use crate::collect::Facts;
-use crate::config::Thresholds;
+use crate::config::{human_size, Thresholds};
 use crate::sqlite::connection::OpenError;
 
 /// Overall status. Ordered by how bad it is, so the worst of several is their maximum: a known
@@ -244,8 +244,9 @@ fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds)
             add(
                 Recommendation::Checkpoint,
                 format!(
-                    "WAL is {} bytes (above {}), run a checkpoint to merge it into the database",
-                    wal, t.wal_checkpoint_bytes.0
+                    "WAL is {} (above {}), run a checkpoint to merge it into the database",
+                    human_size(wal),
+                    human_size(t.wal_checkpoint_bytes.0)
                 ),
             );
         }
@@ -253,8 +254,9 @@ fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds)
             add(
                 Recommendation::CheckpointNow,
                 format!(
-                    "WAL is {} bytes (above {}), checkpoint now (TRUNCATE)",
-                    wal, t.wal_critical_bytes.0
+                    "WAL is {} (above {}), checkpoint now (TRUNCATE)",
+                    human_size(wal),
+                    human_size(t.wal_critical_bytes.0)
                 ),
             );
         }
@@ -285,8 +287,9 @@ fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds)
         add(
             Recommendation::Archive,
             format!(
-                "database is {bytes} bytes (above {}), consider archiving old data",
-                t.archive_bytes.0
+                "database is {} (above {}), consider archiving old data",
+                human_size(bytes),
+                human_size(t.archive_bytes.0)
             ),
         );
     }
@@ -369,6 +372,31 @@ mod tests {
         f.performance.query_seconds = Some(0.001);
         f.performance.write_seconds = Some(0.001);
         f
+    }
+
+    #[test]
+    fn sizes_in_messages_are_for_people() {
+        let t = Thresholds::default();
+        let mut f = healthy_facts();
+        f.wal.wal_bytes = Some(4_152_992);
+        f.size.database_bytes = Some(101 << 20);
+        let a = assess(None, &f, &Checks::default(), &t);
+        let messages: Vec<&str> = a
+            .recommendations
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect();
+        assert!(
+            messages.contains(
+                &"WAL is 4.0 MiB (above 1.0 MiB), run a checkpoint to merge it into the database"
+            ),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .contains(&"database is 101.0 MiB (above 100.0 MiB), consider archiving old data"),
+            "{messages:?}"
+        );
     }
 
     #[test]

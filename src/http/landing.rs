@@ -7,13 +7,8 @@ use std::fmt::Write as _;
 use super::{escape, AppState};
 
 fn bytes(v: Option<u64>) -> String {
-    match v {
-        None => "–".into(),
-        Some(b) if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        Some(b) if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        Some(b) if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        Some(b) => format!("{b} B"),
-    }
+    v.map(crate::config::human_size)
+        .unwrap_or_else(|| "–".into())
 }
 
 fn millis(v: Option<f64>) -> String {

@@ -169,7 +169,7 @@ impl Exporter {
             cmd.current_dir(d);
         }
         let child = cmd.spawn().expect("spawn sqlite_exporter");
-        Exporter(Daemon::watch(child, "message=listening"))
+        Exporter(Daemon::watch(child, "msg=listening"))
     }
 
     /// The `/metrics` body (asserting 200).

@@ -188,9 +188,8 @@ pub(crate) fn create_unrotated(
         validate_label(l)?;
     }
     let started = Instant::now();
-    ensure_dir(&opts.dir)?;
-    wait_for_free_name(database, &opts.dir, label);
-
+    // The source first: a backup of a database that cannot be opened creates nothing, not even
+    // the backup directory.
     let source = connection::open_read_only(db_path, opts.busy_timeout).map_err(|e| match e {
         OpenError::Corrupt(_) | OpenError::NotADatabase => BackupError::CorruptSource {
             check: "open",
@@ -198,6 +197,8 @@ pub(crate) fn create_unrotated(
         },
         e => BackupError::Open(e),
     })?;
+    ensure_dir(&opts.dir)?;
+    wait_for_free_name(database, &opts.dir, label);
     let tmp = TempFile::create(&opts.dir, database, "db")?;
     let (created_at, copy) = match opts.method {
         Method::OnlineBackup {
