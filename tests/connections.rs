@@ -60,12 +60,15 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
 
 /// Sends a keep-alive GET of `/-/healthy` on `s` and reads its whole response.
 fn healthy_on(s: &mut TcpStream) {
-    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while !got.ends_with(b"Healthy\n") {
-        let n = s.read(&mut buf).expect("a response on the kept-alive connection");
+        let n = s
+            .read(&mut buf)
+            .expect("a response on the kept-alive connection");
         assert!(
             n > 0,
             "closed before the response: {:?}",
@@ -169,7 +172,9 @@ fn connections_past_the_limit_wait_until_one_closes() {
         other => panic!("a third connection was served past --web.max-connections=2: {other:?}"),
     }
     drop(held.remove(0));
-    third.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     let mut got = Vec::new();
     third.read_to_end(&mut got).unwrap();
     assert!(
@@ -218,7 +223,11 @@ fn out_of_descriptors_the_exporter_idles_logs_little_and_serves_again_once_they_
         &[db.to_str().unwrap(), "--web.header-read-timeout=10s"],
     );
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", e.pid())).unwrap();
-    assert_eq!(comm.trim(), "sqlite_exporter", "prlimit must exec the exporter");
+    assert_eq!(
+        comm.trim(),
+        "sqlite_exporter",
+        "prlimit must exec the exporter"
+    );
     let held = hold(&e.addr, 250, "");
     e.wait_log(&["accept failed"]);
     let (cpu, log, start) = (cpu_time(e.pid()), e.log_bytes(), Instant::now());
@@ -285,10 +294,7 @@ fn a_body_declared_too_large_is_refused_at_once_with_the_api_error() {
     assert_eq!(r.status, 413, "{}", r.head);
     assert!(took < Duration::from_secs(1), "answered after {took:?}");
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert!(
-        v["error"].as_str().unwrap().contains("larger than"),
-        "{v}"
-    );
+    assert!(v["error"].as_str().unwrap().contains("larger than"), "{v}");
 }
 
 #[test]

@@ -116,7 +116,9 @@ impl Connection {
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().max_buf_size(MAX_HEADER_BYTES);
-        builder.http2().max_header_list_size(MAX_HEADER_BYTES as u32);
+        builder
+            .http2()
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         tokio::pin!(conn);
         let result = tokio::select! {

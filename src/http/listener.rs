@@ -120,7 +120,10 @@ impl Accepting {
 /// Whether an accept error concerns only the connection being accepted.
 fn peer_gone(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset)
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
 }
 
 /// Back-off and log rate for accept errors that persist until something is freed: out of

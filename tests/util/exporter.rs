@@ -190,9 +190,7 @@ impl Exporter {
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         Exporter(Daemon::watch(child, "message=listening"))
     }
 
@@ -424,7 +422,10 @@ pub fn raw(addr: &str, request: &str) -> Raw {
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let line = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let line = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
         let size_text = String::from_utf8_lossy(&data[..line]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
             .unwrap_or_else(|e| panic!("chunk size {size_text:?}: {e}"));
