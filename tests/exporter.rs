@@ -287,21 +287,46 @@ fn metrics_are_gzipped_when_asked_with_the_right_content_type() {
     let a = dir.path().join("a.db");
     build_db(&a, "CREATE TABLE t(x);");
     let e = Exporter::start(&[a.to_str().unwrap()]);
-    let raw = raw_get(&e.addr, "/metrics", "Accept-Encoding: gzip, deflate\r\n");
-    let (head, body) = raw.split_at(raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
-    let head = String::from_utf8_lossy(head).to_lowercase();
-    assert!(
-        head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
-        "{head}"
-    );
-    assert!(head.contains("content-encoding: gzip"), "{head}");
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(body), &mut text).unwrap();
-    assert!(text.contains("sqlite_up{database=\"a\"} 1"), "{text}");
-    let plain = raw_get(&e.addr, "/metrics", "");
-    assert!(!String::from_utf8_lossy(&plain)
-        .to_lowercase()
-        .contains("content-encoding"));
+    let get = |accept: &str| {
+        exporter::raw(
+            &e.addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n"),
+        )
+    };
+    for accept in ["gzip, deflate", "GZIP", "br;q=1, gzip;q=0.5"] {
+        let r = get(&format!("Accept-Encoding: {accept}\r\n"));
+        assert!(
+            r.head
+                .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+            "{}",
+            r.head
+        );
+        assert!(
+            r.head.contains("content-encoding: gzip"),
+            "{accept}: {}",
+            r.head
+        );
+        assert!(r.head.contains("vary: accept-encoding"), "{}", r.head);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut text)
+            .unwrap();
+        assert!(text.contains("sqlite_up{database=\"a\"} 1"), "{text}");
+    }
+    for accept in [
+        "",
+        "Accept-Encoding: gzip;q=0\r\n",
+        "Accept-Encoding: identity\r\n",
+    ] {
+        let r = get(accept);
+        assert!(
+            !r.head.contains("content-encoding"),
+            "{accept:?}: {}",
+            r.head
+        );
+        assert!(r.head.contains("vary: accept-encoding"), "{}", r.head);
+        let text = String::from_utf8(r.body).unwrap();
+        assert!(text.contains("sqlite_up{database=\"a\"} 1"), "{text}");
+    }
     let (code, landing) = e.get("/");
     assert_eq!(code, 200);
     assert!(
@@ -395,20 +420,6 @@ fn check_reports_and_exits_by_status() {
     let (code, text) = run(&[&wal], false);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("checkpoint"), "{text}");
-}
-
-/// A raw HTTP/1.1 GET, so the test sees the bytes on the wire (no client-side decoding).
-fn raw_get(addr: &str, path: &str, extra_headers: &str) -> Vec<u8> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    out
 }
 
 /// An exporter watching `NAME.db`, one empty table, with `probes:` settings `probes` (YAML of

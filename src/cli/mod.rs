@@ -33,13 +33,27 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
-    /// Path under which to expose metrics.
+    /// Path under which to expose metrics (`/` serves them instead of the landing page).
     #[arg(
         long = "web.telemetry-path",
         value_name = "PATH",
-        default_value = "/metrics"
+        default_value = "/metrics",
+        value_parser = crate::http::check_telemetry_path
     )]
     pub telemetry_path: String,
+
+    /// How long a client may take to send a request's headers (a connection's first request
+    /// is timed from accept); 0s for no limit.
+    #[arg(long = "web.header-read-timeout", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+
+    /// How long a connection with no request in flight is kept open; 0s for no limit.
+    #[arg(long = "web.idle-timeout", value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Connections open at once; further ones wait until one closes.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// Configuration file (YAML; see examples/sqlite_exporter.yml).
     #[arg(long = "config.file", value_name = "FILE", global = true)]

@@ -105,7 +105,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
             }
         }
         let state = AppState { fleet: fleet.clone(), events, telemetry_path: cli.telemetry_path.clone(), control, reload, web };
-        http::serve(listeners, http::router(state), tls, shutdown::signalled(cancel.clone())).await;
+        http::serve(listeners, http::router(state), tls, limits(&cli), shutdown::signalled(cancel.clone())).await;
         shutdown::drain_actions(shutdown::ACTION_GRACE).await;
         let _ = stop_tx.send(true);
         let _ = checks.await;
@@ -119,6 +119,18 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
     info!("stopped");
     drop(demo);
     Ok(0)
+}
+
+/// The HTTP limits from the `--web.*` flags; a zero duration turns its timeout off.
+fn limits(cli: &crate::cli::Cli) -> http::Limits {
+    let set = |d: std::time::Duration| (!d.is_zero()).then_some(d);
+    http::Limits {
+        timeouts: http::Timeouts {
+            header_read: set(cli.header_read_timeout),
+            idle: set(cli.idle_timeout),
+        },
+        max_connections: cli.max_connections as usize,
+    }
 }
 
 /// The demo's configuration: its database, its backup directory with scheduled backups every

@@ -6,12 +6,13 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
+use hyper::body::Body as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -97,15 +98,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The `/api/v1` routes behind the auth check.
+/// Where the control API is mounted.
+pub const PREFIX: &str = "/api/v1";
+
+/// The routes under [`PREFIX`], each behind the auth check. A path under it that is no route
+/// gets the API's JSON 404 without being asked for a token.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/api/v1/databases", get(list))
-        .route("/api/v1/databases/{name}/health", get(health))
-        .route("/api/v1/databases/{name}/backups", get(backups))
-        .route("/api/v1/databases/{name}/{action}", post(action))
-        .route("/api/v1/jobs/{id}", get(job))
-        .layer(middleware::from_fn_with_state(state, auth))
+        .route("/databases", get(list))
+        .route("/databases/{name}/health", get(health))
+        .route("/databases/{name}/backups", get(backups))
+        .route("/databases/{name}/{action}", post(action))
+        .route("/jobs/{id}", get(job))
+        .route_layer(middleware::from_fn_with_state(state, auth))
+        .fallback(unknown_route)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ActionError::new(
+        ErrorKind::NotFound,
+        format!("no control API route {method} {PREFIX}{}", uri.path()),
+    )
+    .into()
 }
 
 async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -219,20 +233,31 @@ struct AsyncQuery {
 }
 
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    // hyper gives a request body its Content-Length as its exact size: a body declared too
+    // large is refused at once, before the client sends (or stalls on) any of it. The limit
+    // below catches the bodies that declare no length. (tower-http's `RequestBodyLimitLayer`
+    // decides the same way but answers in its own plain-text shape, not the API's.)
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Err(too_large());
+    }
     match http_body_util::Limited::new(body, MAX_BODY_BYTES)
         .collect()
         .await
     {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {MAX_BODY_BYTES} bytes"),
-        )),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("cannot read request body: {e}"),
         )),
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body larger than {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 async fn action(

@@ -2,26 +2,26 @@
 //! [`crate::fleet::Fleet`] for a snapshot and render it.
 
 mod auth;
+mod connection;
 pub mod control;
 mod landing;
+mod listener;
 pub mod web_config;
 
-use std::future::Future;
-use std::io::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tracing::info;
+
+pub use connection::{Timeouts, CONNECTION_GRACE, MAX_HEADER_BYTES};
+pub use listener::{serve, Limits};
 
 use crate::fleet::Fleet;
 use crate::metrics;
@@ -44,22 +44,55 @@ pub struct AppState {
 }
 
 /// The router for every endpoint: landing page, metrics, health, reload and the control API.
+/// A path that is none of them gets a plain 404, whatever credentials it carries; only the
+/// control API's routes ask for a bearer token.
 pub fn router(state: AppState) -> Router {
     let telemetry = state.telemetry_path.clone();
     let mut r = Router::new()
-        .route("/", get(landing::page))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
         .route("/-/reload", post(reload))
         .route("/health", get(health))
-        .merge(control::routes(state.clone()));
+        .nest(control::PREFIX, control::routes(state.clone()))
+        .route(&telemetry, get(metrics_handler));
+    // As node_exporter does, metrics served at `/` take the landing page's place.
     if telemetry != "/" {
-        r = r.route(&telemetry, get(metrics_handler));
+        r = r.route("/", get(landing::page));
     }
+    r = r
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        // Negotiates with Accept-Encoding (q-values, any case) and adds `Vary`. The level of
+        // the hand-made gzip it replaced: a large fleet's body is megabytes.
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest));
     if state.web.is_some() {
         r = r.layer(middleware::from_fn_with_state(state.clone(), web_layer));
     }
     r.with_state(state)
+}
+
+/// Paths the exporter serves besides the metrics; `--web.telemetry-path` may not take one.
+const RESERVED_PATHS: &[&str] = &["/-/healthy", "/-/ready", "/-/reload", "/health"];
+
+/// Checks a `--web.telemetry-path`: an absolute URL path, without query, fragment or the
+/// router's `{capture}` and `*` syntax, that is no other endpoint's. `/` is accepted: the
+/// metrics are served there instead of the landing page.
+pub fn check_telemetry_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?} must start with /, e.g. /metrics"));
+    }
+    let valid = path.parse::<axum::http::uri::PathAndQuery>().ok();
+    if valid.is_none_or(|p| p.as_str() != path || p.query().is_some())
+        || path.contains(['{', '}', '*', '#'])
+    {
+        return Err(format!(
+            "{path:?} is not a plain URL path (no query, fragment, {{capture}} or *)"
+        ));
+    }
+    let control = path == control::PREFIX || path.starts_with(&format!("{}/", control::PREFIX));
+    if control || RESERVED_PATHS.contains(&path) {
+        return Err(format!("{path:?} is already another endpoint"));
+    }
+    Ok(path.to_string())
 }
 
 /// bcrypt verifications running at once (cache misses only).
@@ -139,148 +172,25 @@ pub async fn bind(addresses: &[String]) -> std::io::Result<Vec<TcpListener>> {
     Ok(out)
 }
 
-/// Serves `router` on `listeners` until `shutdown` completes, then stops accepting, lets open
-/// connections finish the request they are serving, and returns when they have. With `tls`
-/// (a web config naming a certificate), every connection must complete a TLS handshake, with
-/// the certificate current at that moment; plain HTTP fails the handshake.
-pub async fn serve(
-    listeners: Vec<TcpListener>,
-    router: Router,
-    tls: Option<Arc<web_config::WebConfig>>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // Every connection task holds a sender; when all are dropped, `recv` returns None.
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let mut tasks = Vec::new();
-    for listener in listeners {
-        let router = router.clone();
-        let mut stop = stop_rx.clone();
-        let (stop_rx, done_tx, tls) = (stop_rx.clone(), done_tx.clone(), tls.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let (stream, peer) = tokio::select! {
-                    r = listener.accept() => match r {
-                        Ok(x) => x,
-                        Err(e) => { warn!(error = %e, "accept failed"); continue; }
-                    },
-                    _ = stop.changed() => break,
-                };
-                let conn = Connection {
-                    peer,
-                    router: router.clone(),
-                    stop: stop_rx.clone(),
-                    _done: done_tx.clone(),
-                };
-                match &tls {
-                    None => {
-                        tokio::spawn(conn.serve(stream));
-                    }
-                    Some(web) => {
-                        tokio::spawn(conn.serve_tls(stream, web.clone()));
-                    }
-                }
-            }
-        }));
-    }
-    drop(done_tx);
-    shutdown.await;
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
-    let _ = done_rx.recv().await;
-}
-
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// One accepted connection.
-struct Connection {
-    peer: SocketAddr,
-    router: Router,
-    /// Fires on shutdown: finish the request in flight, then close.
-    stop: tokio::sync::watch::Receiver<bool>,
-    /// Dropped when the connection ends; shutdown waits for every one.
-    _done: tokio::sync::mpsc::Sender<()>,
-}
-
-impl Connection {
-    async fn serve_tls(self, stream: tokio::net::TcpStream, web: Arc<web_config::WebConfig>) {
-        let Some(config) = web.current().tls.clone() else {
-            warn!(peer = %self.peer, "the web config no longer has TLS settings; connection refused");
-            return;
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => self.serve(tls).await,
-            Ok(Err(e)) => debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
-            Err(_) => debug!(peer = %self.peer, "TLS handshake timed out"),
-        }
-    }
-
-    async fn serve<S>(mut self, stream: S)
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let service = TowerToHyperService::new(self.router);
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        tokio::pin!(conn);
-        let result = tokio::select! {
-            r = conn.as_mut() => r,
-            _ = self.stop.changed() => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(e) = result {
-            debug!(peer = %self.peer, error = %e, "connection ended with an error");
-        }
-    }
-}
-
-async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn metrics_handler(State(s): State<AppState>) -> Response {
     let snapshot = match s.fleet.snapshot().await {
         Ok(x) => x,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     };
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|e| e.trim().split(';').next() == Some("gzip"))
-        });
-    // Rendering and compressing a large fleet's body is CPU work: off the async workers.
+    // Rendering a large fleet's body is CPU work: off the async workers.
     let rendered = tokio::task::spawn_blocking(move || {
-        let body = metrics::render(
+        metrics::render(
             &snapshot,
             s.fleet.collectors(),
             &s.events,
             &s.fleet.exporter,
-        );
-        if !gzip {
-            return (body, false);
-        }
-        let mut enc = flate2::write::GzEncoder::new(
-            Vec::with_capacity(body.len() / 8),
-            flate2::Compression::fast(),
-        );
-        match enc.write_all(&body).and_then(|_| enc.finish()) {
-            Ok(z) => (z, true),
-            Err(_) => (body, false),
-        }
+        )
     })
     .await;
-    let Ok((body, gzipped)) = rendered else {
+    let Ok(body) = rendered else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "rendering failed").into_response();
     };
     let mut resp = body.into_response();
-    if gzipped {
-        resp.headers_mut()
-            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(metrics::CONTENT_TYPE),

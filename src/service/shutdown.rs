@@ -3,8 +3,9 @@
 //! The order matters. The shared cancel flag is set first, the moment the signal arrives, so
 //! a running action (a backup copying 10 GB) stops at its next step and removes its temp file
 //! instead of being killed mid-write; then the listeners stop accepting and in-flight requests
-//! finish (an action answered synchronously answers with its cancellation); then the process
-//! waits, bounded by [`ACTION_GRACE`], for actions still unwinding before it exits 0.
+//! finish (an action answered synchronously answers with its cancellation), and connections
+//! still open after `http::CONNECTION_GRACE` are closed; then the process waits, bounded by
+//! [`ACTION_GRACE`], for actions still unwinding before it exits 0.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -94,6 +94,16 @@ impl Daemon {
         }
     }
 
+    /// Bytes logged so far (each line with its newline).
+    pub fn log_bytes(&self) -> usize {
+        self.log.lock().unwrap().iter().map(|l| l.len() + 1).sum()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -162,13 +172,25 @@ impl Exporter {
 
     /// Like [`start`](Self::start) with a working directory.
     pub fn start_in(args: &[&str], cwd: Option<&Path>) -> Exporter {
-        let mut cmd = Command::new(binary());
+        Self::spawn(Command::new(binary()), args, cwd)
+    }
+
+    /// Like [`start`](Self::start), run through `wrapper` (a program that sets something up
+    /// and then execs its arguments, such as `prlimit --nofile=200 --`), so the process
+    /// started is the exporter itself.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> Exporter {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(binary());
+        Self::spawn(cmd, args, None)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], cwd: Option<&Path>) -> Exporter {
         cmd.arg("--web.listen-address=127.0.0.1:0").args(args);
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
         if let Some(d) = cwd {
             cmd.current_dir(d);
         }
-        let child = cmd.spawn().expect("spawn sqlite_exporter");
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         Exporter(Daemon::watch(child, "msg=listening"))
     }
 
@@ -364,4 +386,54 @@ pub fn files(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// A response read off the wire by [`raw`]: what a client without decoding sees.
+pub struct Raw {
+    pub status: u16,
+    /// The head, lower-cased.
+    pub head: String,
+    /// The body, de-chunked when `transfer-encoding: chunked`, not decoded otherwise.
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` (a complete HTTP/1.1 request, which should say `Connection: close`) to
+/// `addr` and reads the response until the server closes the connection.
+pub fn raw(addr: &str, request: &str) -> Raw {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..end]).to_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = out[end + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Raw { status, head, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = String::from_utf8_lossy(&data[..line]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .unwrap_or_else(|e| panic!("chunk size {size_text:?}: {e}"));
+        data = &data[line + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
 }
