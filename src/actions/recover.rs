@@ -210,7 +210,7 @@ pub fn run(
                 .push(format!("restore of {} failed: {e}", info.file_name));
             return finish(r, start);
         }
-        let window = (crate::unix_now() - info.meta.created_at_unix).max(0.0);
+        let window = (crate::unix_now() - info.taken_at_unix).max(0.0);
         r.actions.push(format!(
             "restored {} (taken {}); changes since then are lost: {:.0} s",
             info.file_name, info.meta.created_at, window
