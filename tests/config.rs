@@ -164,3 +164,124 @@ fn the_annotated_example_is_valid_and_shows_the_defaults() {
     );
     assert_eq!(c.entries.len(), 2);
 }
+
+/// `--config.check --config.file=FILE`: exit code, stdout and stderr.
+fn config_check(file: &Path) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlite_exporter"))
+        .args(["--config.check", "--config.file", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A config enabling the control API with `token_file: token`, in `dir`.
+fn control_config(dir: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("sqlite_exporter.yml");
+    std::fs::write(
+        &cfg,
+        "databases:\n  - path: app.db\ncontrol:\n  enabled: true\n  token_file: token\n",
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn a_token_file_other_users_can_read_is_refused_naming_file_and_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = control_config(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    for (mode, shown) in [(0o644, "mode 0644"), (0o666, "mode 0666")] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+        let want = format!(
+            "{}: control.token_file: token file {} has {shown}",
+            cfg.display(),
+            token.display()
+        );
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.starts_with(&want), "want {want}\ngot  {e}");
+        let (code, _, stderr) = config_check(&cfg);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains(&want), "{stderr}");
+    }
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, stdout, stderr) = config_check(&cfg);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OK (1 database entries)"), "{stdout}");
+}
+
+#[test]
+fn config_check_reports_a_missing_empty_or_directory_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = control_config(dir.path());
+    let token = dir.path().join("token");
+    let (code, _, stderr) = config_check(&cfg);
+    assert_eq!(code, Some(1), "missing: {stderr}");
+    assert!(
+        stderr.contains("control.token_file: cannot read token file") && stderr.contains("token"),
+        "{stderr}"
+    );
+    std::fs::create_dir(&token).unwrap();
+    let (code, _, stderr) = config_check(&cfg);
+    assert_eq!(code, Some(1), "directory: {stderr}");
+    assert!(stderr.contains("is a directory"), "{stderr}");
+    std::fs::remove_dir(&token).unwrap();
+    std::fs::write(&token, "# tokens go here\n\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (code, _, stderr) = config_check(&cfg);
+    assert_eq!(code, Some(1), "empty: {stderr}");
+    assert!(stderr.contains("holds no token"), "{stderr}");
+}
+
+#[test]
+fn the_exporter_does_not_start_with_a_token_file_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = control_config(dir.path());
+    std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sqlite_exporter"))
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--config.file",
+            cfg.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the exporter started and kept serving with a token file of mode 0644");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_ne!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("has mode 0644"), "{stderr}");
+}
+
+#[test]
+fn an_empty_config_file_warns_that_nothing_will_be_monitored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("empty.yml");
+    std::fs::write(&cfg, "").unwrap();
+    let (code, stdout, stderr) = config_check(&cfg);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OK (0 database entries)"), "{stdout}");
+    assert!(
+        stderr.contains("warning: no database entries")
+            && stderr.contains("nothing will be monitored"),
+        "{stderr}"
+    );
+}

@@ -217,10 +217,15 @@ fn backup_list_and_restore_over_http_with_every_error_status() {
         ),
         1.0
     );
-    assert!(
-        must(&body, "sqlite_backups", &[("database", "app")]) >= 2.0,
-        "the backup and the pre-restore backup"
-    );
+    let files = |state| {
+        must(
+            &body,
+            "sqlite_backup_files",
+            &[("database", "app"), ("state", state)],
+        )
+    };
+    assert_eq!(files("verified"), 1.0, "the pre-restore backup");
+    assert_eq!(files("damaged"), 1.0, "the backup whose bytes changed");
     assert!(
         must(
             &body,
@@ -411,14 +416,192 @@ fn a_backup_killed_with_sigkill_leaves_nothing_counted_and_the_next_start_cleans
     );
     let body = e.metrics();
     eventually(10, "the backup scan", || {
-        exporter::value(&e.metrics(), "sqlite_backups", &[("database", "big")]).is_some()
+        exporter::value(&e.metrics(), "sqlite_backup_files", &[("database", "big")]).is_some()
     });
     assert_eq!(
-        must(&e.metrics(), "sqlite_backups", &[("database", "big")]),
+        must(
+            &e.metrics(),
+            "sqlite_backup_files",
+            &[("database", "big"), ("state", "verified")]
+        ),
         0.0
     );
     assert_eq!(
         must(&body, "sqlite_backups_total", &[("database", "big")]),
         0.0
+    );
+}
+
+/// The CLI on `s`'s config: exit code and stdout as JSON.
+fn cli(s: &Setup, args: &[&str]) -> (Option<i32>, Value) {
+    let out = std::process::Command::new(exporter::binary())
+        .args(args)
+        .args(["--config.file", s.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), v)
+}
+
+fn truncate(path: &std::path::Path, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// One good backup, two days old, and four damaged files: a truncated foreign file named in
+/// the future without a sidecar, a truncated `.db.gz` without one, one with a garbage sidecar,
+/// one whose sha256 does not match.
+fn one_good_backup_and_four_bad_files(s: &Setup) -> (String, u64) {
+    let (code, v) = cli(s, &["backup", "app"]);
+    assert_eq!(code, Some(0), "{v}");
+    let good = v["file_name"].as_str().unwrap().to_string();
+    let good_path = s.backups.join(&good);
+    let sidecar = s.backups.join(format!("{good}.meta.json"));
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 48.0 * 3600.0;
+    meta["created_at_unix"] = two_days_ago.into();
+    std::fs::write(&sidecar, meta.to_string()).unwrap();
+    let size = good_path.metadata().unwrap().len();
+    assert!(size > 8192, "{size}");
+
+    let foreign = s.backups.join("app-2030-01-01_00-00-00-foreign.db");
+    std::fs::copy(&good_path, &foreign).unwrap();
+    truncate(&foreign, 4096);
+    let gz = s.backups.join("app-2024-01-01_00-00-00.db.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut enc, &std::fs::read(&good_path).unwrap()).unwrap();
+    enc.finish().unwrap();
+    truncate(&gz, gz.metadata().unwrap().len() / 2);
+    let garbage = "app-2024-01-02_00-00-00.db";
+    std::fs::copy(&good_path, s.backups.join(garbage)).unwrap();
+    std::fs::write(s.backups.join(format!("{garbage}.meta.json")), "garbage").unwrap();
+    let mismatch = s.backups.join("app-2024-01-03_00-00-00.db");
+    let mut bytes = std::fs::read(&good_path).unwrap();
+    bytes[5000] ^= 0xff;
+    std::fs::write(&mismatch, bytes).unwrap();
+    std::fs::copy(
+        &sidecar,
+        s.backups.join("app-2024-01-03_00-00-00.db.meta.json"),
+    )
+    .unwrap();
+    (good, size)
+}
+
+#[test]
+fn damaged_backups_never_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = app_db(dir.path());
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let (good, size) = one_good_backup_and_four_bad_files(&s);
+    let e = s.start(&[]);
+    let files_in = |body: &str, state: &str| {
+        exporter::value(
+            body,
+            "sqlite_backup_files",
+            &[("database", "app"), ("state", state)],
+        )
+    };
+    let body = e.metrics_until(std::time::Duration::from_secs(20), "the backup scan", |b| {
+        files_in(b, "verified").is_some()
+    });
+    assert_eq!(files_in(&body, "verified"), Some(1.0), "{body}");
+    assert_eq!(files_in(&body, "damaged"), Some(4.0), "{body}");
+    assert_eq!(files_in(&body, "unverified"), Some(0.0), "{body}");
+    let last = must(
+        &body,
+        "sqlite_backup_last_success_timestamp_seconds",
+        &[("database", "app")],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - last - 48.0 * 3600.0).abs() < 600.0,
+        "the good backup's time, two days ago: {last}"
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_backup_last_size_bytes",
+            &[("database", "app")]
+        ),
+        size as f64
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_recommendation",
+            &[("database", "app"), ("recommendation", "backup")]
+        ),
+        1.0,
+        "the newest verified backup is older than backup_max_age"
+    );
+    assert_eq!(
+        must(
+            &body,
+            "sqlite_health_status",
+            &[("database", "app"), ("status", "warning")]
+        ),
+        1.0
+    );
+
+    let t = Some(s.token.as_str());
+    let (code, v) = api(&e, "GET", "/api/v1/databases/app/backups", t, None);
+    assert_eq!(code, 200, "{v}");
+    let listed: Vec<(&str, &str)> = v["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["file_name"].as_str().unwrap(),
+                b["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed.len(), 5, "{v}");
+    for (file, state) in &listed {
+        let want = if *file == good { "verified" } else { "damaged" };
+        assert_eq!(*state, want, "{file}: {v}");
+    }
+    for (file, _) in listed.iter().filter(|(f, _)| *f != good) {
+        let body = format!(r#"{{"backup":"{file}"}}"#);
+        let (code, v) = api(&e, "POST", "/api/v1/databases/app/restore", t, Some(&body));
+        assert_eq!(code, 422, "restore of {file}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("failed verification"),
+            "{v}"
+        );
+    }
+    drop(e);
+
+    let (code, v) = cli(&s, &["backups", "app"]);
+    assert_eq!(code, Some(0), "{v}");
+    let states: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "damaged").count(), 4, "{v}");
+    let (code, v) = cli(&s, &["restore", "app", "app-2024-01-01_00-00-00.db.gz"]);
+    assert_eq!(code, Some(1), "refused, as every refusal: {v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("corrupt gzip data"),
+        "{v}"
     );
 }

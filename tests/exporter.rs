@@ -585,3 +585,23 @@ databases:
     assert_eq!(recommendations, 8, "every recommendation at full detail");
     assert!(full.iter().any(|l| l.starts_with("sqlite_restores_total{")));
 }
+
+#[test]
+fn the_demo_keeps_its_backups_and_token_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let e = Exporter::start(&[&format!("--demo={}", demo.display())]);
+    let mode = |p: &Path| p.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&demo.join("backups")), 0o700, "backup directory");
+    assert_eq!(mode(&demo.join("token")), 0o600, "token file");
+    drop(e);
+    // A demo directory of an older version, with an open backup directory, is tightened.
+    std::fs::set_permissions(demo.join("backups"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _e = Exporter::start(&[&format!("--demo={}", demo.display())]);
+    assert_eq!(
+        mode(&demo.join("backups")),
+        0o700,
+        "reused backup directory"
+    );
+}

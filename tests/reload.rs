@@ -234,7 +234,7 @@ fn sigterm_during_a_backup_removes_its_temp_file_and_exits_0() {
     );
     let backups = dir.path().join("backups");
     std::fs::create_dir(&backups).unwrap();
-    std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+    exporter::write_token(&dir.path().join("token"), "s3cret\n");
     let cfg = dir.path().join("sqlite_exporter.yml");
     write_config(
         &cfg,
@@ -317,4 +317,32 @@ fn a_kubernetes_configmap_swap_is_seen() {
     e.metrics_until(Duration::from_secs(5), "b exported", |body| {
         up(body, "b") == Some(1.0)
     });
+}
+
+#[test]
+fn a_reload_refuses_a_token_file_made_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    build_db(&dir.path().join("app.db"), TABLE);
+    let token = dir.path().join("token");
+    exporter::write_token(&token, "s3cret\n");
+    let cfg = dir.path().join("sqlite_exporter.yml");
+    write_config(
+        &cfg,
+        "databases:\n  - path: app.db\ncontrol:\n  enabled: true\n  token_file: token\n",
+    );
+    let e = start_on(&cfg);
+    assert_eq!(post(&e, "/-/reload", None).0, 200);
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, text) = post(&e, "/-/reload", None);
+    assert_eq!(code, 500, "{text}");
+    assert!(
+        text.contains(&format!("token file {} has mode 0644", token.display())),
+        "{text}"
+    );
+    assert_eq!(reload_ok(&e.metrics()), 0.0);
+    // Nor is the file trusted by the running control API.
+    let url = format!("http://{}/api/v1/databases", e.addr);
+    let r = ureq::get(&url).set("Authorization", "Bearer s3cret").call();
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))), "{r:?}");
 }

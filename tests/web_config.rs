@@ -177,7 +177,7 @@ impl Setup {
         let server = ca.issue("first");
         server.install(dir.path());
         std::fs::write(dir.path().join("web.yml"), web_config).unwrap();
-        std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+        exporter::write_token(&dir.path().join("token"), "s3cret\n");
         std::fs::write(
             dir.path().join("sqlite_exporter.yml"),
             "databases:\n  - path: app.db\ncontrol:\n  enabled: true\n  token_file: token\n",

@@ -40,6 +40,7 @@ pub use error::{is_locked, open_kind, ActionError, ErrorKind};
 pub use progress::{Progress, ProgressCell};
 
 use crate::backup_dir::BackupInfo;
+use crate::checks::backups::BackupState;
 use crate::checks::IntegrityResult;
 use crate::collect::series::{Counter, Histogram};
 use crate::config::{BackupMethod, Compression, Settings, Verification};
@@ -393,13 +394,36 @@ pub fn backup_options(s: &Settings) -> BackupOptions {
     }
 }
 
-/// The backups of `m`, newest first.
-pub fn list_backups(m: &Monitor) -> Result<Vec<BackupInfo>, ActionError> {
+/// A backup as the listings show it: its file, metadata and verification state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedBackup {
+    #[serde(flatten)]
+    pub info: BackupInfo,
+    /// `verified`, `unverified` or `damaged`: only a verified backup counts as one.
+    pub state: BackupState,
+    /// Why it is not verified.
+    pub state_detail: Option<String>,
+}
+
+/// The backups of `m`, newest first, each with its verification state (cached by the
+/// background scan; a file new since then is examined now).
+pub fn list_backups(m: &Monitor) -> Result<Vec<ListedBackup>, ActionError> {
     let dir = &m.config.settings.backup.dir;
     if !dir.exists() {
         return Ok(Vec::new());
     }
-    backup::list(&m.config.name, dir).map_err(|e| ActionError::new(e.kind(), e.to_string()))
+    let list =
+        backup::list(&m.config.name, dir).map_err(|e| ActionError::new(e.kind(), e.to_string()))?;
+    let verdicts = m.judge_backups(&list);
+    Ok(list
+        .into_iter()
+        .zip(verdicts)
+        .map(|(info, v)| ListedBackup {
+            info,
+            state: v.state,
+            state_detail: v.detail,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //!
 //! 1. Full integrity check.
 //! 2. If the database is corrupt: preserve it (with its `-wal` and `-shm`) under
-//!    `quarantine/` in the backup directory, restore the newest backup that verifies (skipping,
+//!    `quarantine/` in the backup directory (the newest `backup.quarantine_keep` copies per
+//!    database are kept; none is made when the disk would fall below
+//!    `actions.vacuum_disk_margin`, and the recovery goes on saying so), restore the newest backup that verifies (skipping,
 //!    and reporting, the ones that do not), and report the data-loss window — the time between
 //!    that backup's snapshot and now.
 //! 3. Checkpoint TRUNCATE if the WAL exceeds `wal_critical_bytes`.
@@ -123,7 +125,7 @@ pub fn run(
             r.actions.push(format!(
                 "would copy {} and its WAL/SHM to {}",
                 cfg.path.display(),
-                opts.dir.join("quarantine").display()
+                opts.dir.join(QUARANTINE_DIR).display()
             ));
             match list.first() {
                 Some(b) => r.actions.push(format!(
@@ -138,16 +140,31 @@ pub fn run(
         }
         let copied = {
             let _files = m.files_exclusive();
-            quarantine(&cfg.name, &cfg.path, &opts.dir)
+            quarantine(
+                &cfg.name,
+                &cfg.path,
+                &opts.dir,
+                s.backup.quarantine_keep as usize,
+                s.actions.vacuum_disk_margin.0,
+            )
         };
         match copied {
-            Ok(dir) => {
+            Ok(Quarantined::Copied(dir)) => {
                 r.actions.push(format!(
                     "copied the corrupt database and its WAL/SHM to {}",
                     dir.display()
                 ));
                 r.quarantine = Some(dir);
             }
+            Ok(Quarantined::NoRoom {
+                free,
+                needed,
+                margin,
+            }) => r.actions.push(format!(
+                "quarantine skipped: the corrupt files need {needed} bytes and the backup disk has \
+                 {free} free, which would leave less than the margin of {margin} bytes \
+                 (actions.vacuum_disk_margin); the corrupt database is NOT preserved"
+            )),
             Err(e) => {
                 r.errors.push(format!(
                     "cannot preserve the corrupt database, nothing restored: {e}"
@@ -191,7 +208,7 @@ pub fn run(
                 .push(format!("restore of {} failed: {e}", info.file_name));
             return finish(r, start);
         }
-        let window = (crate::unix_now() - info.meta.created_at_unix).max(0.0);
+        let window = (crate::unix_now() - info.taken_at_unix).max(0.0);
         r.actions.push(format!(
             "restored {} (taken {}); changes since then are lost: {:.0} s",
             info.file_name, info.meta.created_at, window
@@ -295,29 +312,74 @@ fn newest_verified<'a>(
     None
 }
 
-/// Copies the database and its `-wal`/`-shm` into `{backup_dir}/quarantine/{name}-{time}/`.
-fn quarantine(name: &str, db: &Path, backup_dir: &Path) -> std::io::Result<PathBuf> {
+/// What became of the corrupt files.
+enum Quarantined {
+    /// Copied into this directory.
+    Copied(PathBuf),
+    /// Not copied: the backup disk would have been left with less than the margin free.
+    NoRoom { free: u64, needed: u64, margin: u64 },
+}
+
+/// Name of the directory under the backup directory holding the quarantined copies.
+const QUARANTINE_DIR: &str = "quarantine";
+/// The time in a quarantine directory's name, `{name}-{stamp}`.
+const QUARANTINE_STAMP: &str = "%Y-%m-%d_%H-%M-%S%.3f";
+
+/// Copies the database and its `-wal`/`-shm`/`-journal` into
+/// `{backup_dir}/quarantine/{name}-{time}/`. The quarantine is bounded: the oldest copies of
+/// this database beyond the newest `keep - 1` are removed first (so, with the new one, `keep`
+/// remain), and nothing is copied when the disk would be left with less than `margin` bytes
+/// free (the margin VACUUM keeps), since filling the backup disk would break the next backups.
+fn quarantine(
+    name: &str,
+    db: &Path,
+    backup_dir: &Path,
+    keep: usize,
+    margin: u64,
+) -> std::io::Result<Quarantined> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let stamp = chrono::Utc::now().format("%Y-%m-%d_%H-%M-%S%.3f");
-    let dir = backup_dir
-        .join("quarantine")
-        .join(format!("{name}-{stamp}"));
+    let root = backup_dir.join(QUARANTINE_DIR);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&dir)?;
+        .create(&root)?;
+    prune_quarantine(&root, name, keep.saturating_sub(1))?;
     let file_name = db
         .file_name()
         .ok_or_else(|| std::io::Error::other("database path has no file name"))?;
-    for src in [
+    let sources: Vec<PathBuf> = [
         db.to_path_buf(),
         crate::sqlite::wal::wal_path(db),
         crate::sqlite::wal::shm_path(db),
         crate::sqlite::wal::journal_path(db),
-    ] {
-        if !src.exists() {
-            continue;
-        }
+    ]
+    .into_iter()
+    .filter(|p| p.exists())
+    .collect();
+    let needed: u64 = sources
+        .iter()
+        .filter_map(|p| p.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let stamp = chrono::Utc::now().format(QUARANTINE_STAMP);
+    let dir = root.join(format!("{name}-{stamp}"));
+    let free = vacuum::free_disk_bytes(&dir)?;
+    if free < needed.saturating_add(margin) {
+        tracing::warn!(
+            database = name,
+            free,
+            needed,
+            margin,
+            "quarantine skipped: not enough disk space"
+        );
+        return Ok(Quarantined::NoRoom {
+            free,
+            needed,
+            margin,
+        });
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    for src in sources {
         let mut target = file_name.to_owned();
         target.push(
             src.to_string_lossy()
@@ -330,7 +392,31 @@ fn quarantine(name: &str, db: &Path, backup_dir: &Path) -> std::io::Result<PathB
         std::fs::File::open(&dst)?.sync_all()?;
     }
     std::fs::File::open(&dir)?.sync_all()?;
-    Ok(dir)
+    Ok(Quarantined::Copied(dir))
+}
+
+/// Removes the quarantined copies of `name` in `root` beyond the newest `keep`. Only
+/// directories named `{name}-{time}` count, so database `app` never removes those of `app-2`.
+fn prune_quarantine(root: &Path, name: &str, keep: usize) -> std::io::Result<()> {
+    let mut ours: Vec<String> = std::fs::read_dir(root)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            n.strip_prefix(name)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|stamp| {
+                    chrono::NaiveDateTime::parse_from_str(stamp, QUARANTINE_STAMP).is_ok()
+                })
+        })
+        .collect();
+    ours.sort_unstable_by(|a, b| b.cmp(a));
+    for old in ours.iter().skip(keep) {
+        let path = root.join(old);
+        if path.symlink_metadata()?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+            tracing::info!(database = name, dir = %path.display(), "old quarantined copy removed");
+        }
+    }
+    Ok(())
 }
 
 /// Writes a verified backup's content over the live file `db`, for a file SQLite cannot open

@@ -74,9 +74,13 @@ pub struct BackupInfo {
     /// Why the sidecar could not be read, when it exists but is damaged; such a backup fails
     /// verification.
     pub sidecar_error: Option<String>,
+    /// When the snapshot was taken as far as the files can tell (Unix seconds): the sidecar's
+    /// `created_at`, or without one the time in the name, but never later than the file's
+    /// modification time or now, so a name in the future does not make a backup look fresh.
+    pub taken_at_unix: f64,
 }
 
-/// Backups of `database` in `dir`, newest first: only files named
+/// Backups of `database` in `dir`, newest first (by [`BackupInfo::taken_at_unix`]): only files named
 /// `{database}-{YYYY-MM-DD_HH-MM-SS}[-{label}].db[.gz]`, never temp files or sidecars. A
 /// missing directory has no backups.
 pub fn list(database: &str, dir: &Path) -> io::Result<Vec<BackupInfo>> {
@@ -119,16 +123,14 @@ pub fn list_among(database: &str, dir: &Path, names: &[String]) -> Vec<BackupInf
         if !stat.is_file() {
             continue;
         }
-        found.push((
-            parsed.at,
-            read_info(database, dir, file_name.clone(), parsed, &stat),
-        ));
+        found.push(read_info(database, dir, file_name.clone(), parsed, &stat));
     }
     found.sort_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then_with(|| b.1.file_name.cmp(&a.1.file_name))
+        b.taken_at_unix
+            .total_cmp(&a.taken_at_unix)
+            .then_with(|| b.file_name.cmp(&a.file_name))
     });
-    found.into_iter().map(|(_, info)| info).collect()
+    found
 }
 
 fn read_info(
@@ -166,9 +168,16 @@ fn read_info(
     if let Some(e) = &sidecar_error {
         tracing::warn!(file = %sidecar.display(), error = %e, "unreadable backup sidecar");
     }
+    let modified = stat
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(f64::INFINITY, |d| d.as_secs_f64());
+    let now = unix_seconds(&chrono::Utc::now());
     BackupInfo {
         file_name,
         path,
+        taken_at_unix: meta.created_at_unix.min(modified).min(now),
         meta,
         has_sidecar,
         sidecar_error,

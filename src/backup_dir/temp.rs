@@ -178,14 +178,31 @@ pub fn gzip(copy: &TempFile, dir: &Path, database: &str) -> io::Result<TempFile>
     Ok(gz)
 }
 
-/// Decompresses a gzipped backup into a temp file in `dir`.
+/// Decompresses a gzipped backup into a temp file in `dir`. A stream that cannot be read to
+/// its end is an `InvalidData` error.
 pub fn gunzip(path: &Path, dir: &Path, database: &str) -> io::Result<TempFile> {
     let out = TempFile::create(dir, database, "restore")?;
     let context = || format!("decompress {}", path.display());
     let input = File::open(path).map_err(io_err(context()))?;
     let mut decoder = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, input));
     let mut writer = io::BufWriter::with_capacity(1 << 20, out.file());
-    io::copy(&mut decoder, &mut writer).map_err(io_err(context()))?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        // Whatever stops the read (a truncated or corrupt stream, a bad checksum) means the
+        // backup cannot be trusted: InvalidData, unlike a failure to write the temp file.
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: corrupt gzip data: {e}", context()),
+                ))
+            }
+        };
+        writer.write_all(&buf[..n]).map_err(io_err(context()))?;
+    }
     writer.flush().map_err(io_err(context()))?;
     drop(writer);
     Ok(out)

@@ -5,6 +5,7 @@
 
 pub mod timetable;
 
+pub mod backups;
 pub mod dbstat;
 pub mod integrity;
 pub mod migrations;
@@ -132,28 +133,48 @@ pub struct Checks {
 /// What the backup directory holds for one database.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BackupSummary {
-    /// Backups retained.
-    pub count: u64,
-    /// The newest verified backup: its sidecar says it passed verification, or it has no
-    /// sidecar (made by another tool with the same naming, trusted as found).
+    /// Backups that passed verification ([`backups`]); only these count.
+    pub verified: u64,
+    /// Backups not verified yet, or whose verification could not finish.
+    pub unverified: u64,
+    /// Backups that failed verification.
+    pub damaged: u64,
+    /// The newest verified backup.
     pub newest_file: Option<String>,
-    /// When its snapshot was taken (Unix seconds).
+    /// When its snapshot was taken (Unix seconds; never later than the file's mtime).
     pub newest_created_at: Option<f64>,
     /// Its size in bytes.
     pub newest_size_bytes: Option<u64>,
 }
 
 impl BackupSummary {
-    /// Summarises a listing (newest first).
-    pub fn from_list(list: &[crate::backup_dir::BackupInfo]) -> Self {
-        let newest = list
-            .iter()
-            .find(|b| !b.has_sidecar || b.meta.verification.as_deref() == Some("ok"));
-        BackupSummary {
-            count: list.len() as u64,
-            newest_file: newest.map(|b| b.file_name.clone()),
-            newest_created_at: newest.map(|b| b.meta.created_at_unix),
-            newest_size_bytes: newest.map(|b| b.meta.size),
+    /// Summarises a listing (newest first) and the verdict on each of its backups.
+    pub fn from_list(
+        list: &[crate::backup_dir::BackupInfo],
+        verdicts: &[backups::Verdict],
+    ) -> Self {
+        let mut summary = BackupSummary::default();
+        for (info, verdict) in list.iter().zip(verdicts) {
+            match verdict.state {
+                backups::BackupState::Verified => summary.verified += 1,
+                backups::BackupState::Unverified => summary.unverified += 1,
+                backups::BackupState::Damaged => summary.damaged += 1,
+            }
+            if verdict.state == backups::BackupState::Verified && summary.newest_file.is_none() {
+                summary.newest_file = Some(info.file_name.clone());
+                summary.newest_created_at = Some(info.taken_at_unix);
+                summary.newest_size_bytes = Some(info.meta.size);
+            }
+        }
+        summary
+    }
+
+    /// How many backups are in `state`.
+    pub fn files(&self, state: backups::BackupState) -> u64 {
+        match state {
+            backups::BackupState::Verified => self.verified,
+            backups::BackupState::Unverified => self.unverified,
+            backups::BackupState::Damaged => self.damaged,
         }
     }
 
@@ -290,7 +311,7 @@ pub const MIGRATION_LAST: Gauge = Gauge {
 /// `sqlite_backup_last_success_timestamp_seconds`.
 pub const BACKUP_LAST: Gauge = Gauge {
     name: "sqlite_backup_last_success_timestamp_seconds",
-    help: "Unix time of the newest verified backup in the backup directory, made by the exporter or found there (cached from the last scan).",
+    help: "Unix time of the newest verified backup in the backup directory, made by the exporter or found there; never taken from a file name in the future (cached from the last background scan).",
     labels: DB,
 };
 /// `sqlite_backup_last_size_bytes`.
@@ -299,11 +320,12 @@ pub const BACKUP_SIZE: Gauge = Gauge {
     help: "Size of the newest verified backup (cached from the last scan).",
     labels: DB,
 };
-/// `sqlite_backups`.
-pub const BACKUPS: Gauge = Gauge {
-    name: "sqlite_backups",
-    help: "Backups retained in the backup directory (cached from the last scan).",
-    labels: DB,
+/// `sqlite_backup_files` (was `sqlite_backups`, which collided with the counter
+/// `sqlite_backups_total` in OpenMetrics).
+pub const BACKUP_FILES: Gauge = Gauge {
+    name: "sqlite_backup_files",
+    help: "Backup files in the backup directory by state: verified (sha256 matches the sidecar, or a found file passed quick_check), unverified (not yet or not verifiable), damaged (failed verification; never counted as a backup) (cached from the last background scan).",
+    labels: &["database", "state"],
 };
 
 impl Checks {
@@ -323,7 +345,6 @@ impl Checks {
             one(&UNUSED, n as f64);
         }
         if let Some(b) = &self.backups {
-            one(&BACKUPS, b.count as f64);
             if let Some(t) = b.newest_created_at {
                 one(&BACKUP_LAST, t);
             }
@@ -338,6 +359,15 @@ impl Checks {
             }
             if let Some(t) = m.last_applied {
                 one(&MIGRATION_LAST, t);
+            }
+        }
+        if let Some(b) = &self.backups {
+            for state in backups::BackupState::ALL {
+                out.set(
+                    &BACKUP_FILES,
+                    &[database, state.as_str()],
+                    b.files(state) as f64,
+                );
             }
         }
         for t in self.tables.iter().flatten() {

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::os::unix::fs::PermissionsExt;
+
 use anyhow::Context;
 use rusqlite::Connection;
 use tracing::warn;
@@ -66,7 +68,10 @@ impl Demo {
             .with_context(|| format!("creating demo directory {}", dir.display()))?;
         let database = dir.join("demo.db");
         let backup_dir = dir.join("backups");
-        std::fs::create_dir_all(&backup_dir)?;
+        // Private like every backup directory the exporter creates (backups hold all the data),
+        // also when a demo directory of an older version is reused.
+        crate::backup_dir::ensure_dir(&backup_dir)?;
+        std::fs::set_permissions(&backup_dir, std::fs::Permissions::from_mode(0o700))?;
         let token_file = dir.join("token");
         if !token_file.exists() {
             use std::io::Write;

@@ -38,6 +38,9 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         };
         return match Config::load(file) {
             Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("{}: warning: {w}", file.display());
+                }
                 println!(
                     "{}: OK ({} database entries)",
                     file.display(),
@@ -57,7 +60,13 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
     };
     let config = match (&demo, &cli.config_file) {
         (Some(d), _) => demo_config(d),
-        (None, Some(f)) => Config::load(f)?,
+        (None, Some(f)) => {
+            let config = Config::load(f)?;
+            for w in config.warnings() {
+                tracing::warn!(file = %f.display(), "{w}");
+            }
+            config
+        }
         (None, None) if !cli.files.is_empty() => Config::from_files(&cli.files)?,
         (None, None) => {
             bail!("nothing to monitor: give database files, --config.file=FILE or --demo")

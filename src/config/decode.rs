@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::entries::stem;
 use super::model::{RawDatabase, RawSettings};
-use super::{Control, Entry, Settings, Source};
+use super::{token_file, Control, Entry, Settings, Source};
 
 /// A configuration error: the file, the key path and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,14 +57,33 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, and the token file it names when the control API is
+    /// enabled (missing, empty, a directory, or readable by other users is an error).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let err = |key: &str, message: String| ConfigError {
             file: path.display().to_string(),
-            path: ".".to_string(),
-            message: format!("cannot read config file: {e}"),
-        })?;
-        Config::from_yaml(&text, path)
+            path: key.to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(".", format!("cannot read config file: {e}")))?;
+        let config = Config::from_yaml(&text, path)?;
+        if let (true, Some(token_file)) = (config.control.enabled, &config.control.token_file) {
+            token_file::read(token_file).map_err(|m| err("control.token_file", m))?;
+        }
+        Ok(config)
+    }
+
+    /// What is valid but probably not meant, for `--config.check` to print and the service to
+    /// log: a configuration without databases monitors nothing.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.entries.is_empty() {
+            warnings.push(
+                "no database entries under `databases:`; nothing will be monitored".to_string(),
+            );
+        }
+        warnings
     }
 
     /// Parses and validates YAML text; `file` names it in errors and anchors relative paths.

@@ -18,10 +18,12 @@
 //! - `decode`: the raw document, [`Config`] and its constructors, [`ConfigError`].
 //! - `entries`: [`Entry`], [`Source`], [`DatabaseConfig`], glob expansion, [`NameConflict`].
 //! - [`units`]: [`HumanDuration`] and [`ByteSize`].
+//! - [`token_file`]: the control API's token file, refused when others could read it.
 
 mod decode;
 mod entries;
 mod model;
+pub mod token_file;
 pub mod units;
 
 pub(crate) use decode::yaml_message;

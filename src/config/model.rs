@@ -217,6 +217,9 @@ section! {
         pages_per_step: u64 = 1024,
         /// Pause between steps of the online backup.
         step_pause: HumanDuration = ms(5),
+        /// Copies of a corrupt database kept under `quarantine/` by recovery, newest first, per
+        /// database (each is a full copy of the database and its WAL).
+        quarantine_keep: u64 = 3,
     }
 }
 
@@ -411,6 +414,12 @@ impl Settings {
             return Err((
                 format!("{at}backup.keep"),
                 "expected at least 1 backup to keep".to_string(),
+            ));
+        }
+        if self.backup.quarantine_keep == 0 {
+            return Err((
+                format!("{at}backup.quarantine_keep"),
+                "expected at least 1 quarantined copy to keep".to_string(),
             ));
         }
         if self.backup.pages_per_step == 0 || self.backup.pages_per_step > i32::MAX as u64 {

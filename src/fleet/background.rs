@@ -1,5 +1,6 @@
 //! Background work on one database, run on the calling (blocking) thread: the integrity check,
-//! the migrations read, the dbstat scans and the re-read of the backup directory. Each records
+//! the migrations read, the dbstat scans and the re-read of the backup directory (verifying
+//! each new or changed backup file, `checks::backups`). Each records
 //! its result in the database's [`Monitor`], where the next scrape finds it. The service
 //! layer decides *when* these run; actions (an integrity check on request, recovery) call them
 //! directly.

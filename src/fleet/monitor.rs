@@ -20,6 +20,8 @@ use std::time::Instant;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::backup_dir::BackupInfo;
+use crate::checks::backups::{Verdict, Verdicts};
 use crate::checks::timetable::Schedule;
 use crate::checks::{BackupSummary, Checks, RunOutcome};
 use crate::collect::{CollectError, Collector, CollectorSet, Facts, FileFacts, LazyConnection};
@@ -50,6 +52,9 @@ pub struct Monitor {
     last: Mutex<LastScrape>,
     /// What the probes found at their last run.
     probes: Mutex<Probes>,
+    /// The verdict on each backup file, kept while the file does not change, so a backup is
+    /// hashed or checked once, in the background, and never at a scrape.
+    backup_verdicts: Mutex<Verdicts>,
 }
 
 /// What the last scrape read.
@@ -232,6 +237,7 @@ impl Monitor {
             logged: Mutex::new(HashMap::new()),
             last: Mutex::new(LastScrape::default()),
             probes: Mutex::new(Probes::default()),
+            backup_verdicts: Mutex::new(Verdicts::default()),
         }
     }
 
@@ -294,7 +300,8 @@ impl Monitor {
     }
 
     /// Re-reads this database's backups from the backup directory (when it exists, or when
-    /// scheduled backups are on) for the backup metrics and the `backup` recommendation.
+    /// scheduled backups are on), verifying new or changed files, for the backup metrics and
+    /// the `backup` recommendation. Background and actions only: O(size) for a new file.
     pub fn refresh_backups(&self) {
         let dir = &self.config.settings.backup.dir;
         let names = crate::backup_dir::file_names(dir);
@@ -314,11 +321,9 @@ impl Monitor {
                 .then(BackupSummary::default),
             Ok(names) => {
                 self.log_change("backups", None, "cannot list backups");
-                Some(BackupSummary::from_list(&crate::backup_dir::list_among(
-                    &self.config.name,
-                    &b.dir,
-                    names,
-                )))
+                let list = crate::backup_dir::list_among(&self.config.name, &b.dir, names);
+                let verdicts = self.judge_backups(&list);
+                Some(BackupSummary::from_list(&list, &verdicts))
             }
             Err(e) => {
                 self.log_change("backups", Some(&e), "cannot list backups");
@@ -326,6 +331,18 @@ impl Monitor {
             }
         };
         self.update_checks(|c| c.backups = summary);
+    }
+
+    /// The verdict on each backup of `list` (a listing of this database's backups): cached
+    /// for unchanged files, examined now (O(size)) for new or changed ones. Background work and
+    /// listings only, never a scrape.
+    pub fn judge_backups(&self, list: &[BackupInfo]) -> Vec<Verdict> {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        let timeout = self.config.settings.integrity_check.timeout.0;
+        self.backup_verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .judge(list, timeout, &NEVER)
     }
 
     /// Records a background collector's run, logging a failure when it starts and when it

@@ -1,5 +1,6 @@
 //! Bearer tokens for the control API: read from `control.token_file` (one per line; blank lines
-//! and `#` comments ignored), re-read when the file changes, compared in constant time.
+//! and `#` comments ignored), re-read when the file changes, compared in constant time. A file
+//! other users could read is refused here too, not only when the configuration is loaded.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -9,6 +10,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tracing::{error, info};
 
+use crate::config::token_file;
+
 /// The token file and the tokens last read from it.
 pub struct Tokens {
     cache: Mutex<Cache>,
@@ -16,8 +19,9 @@ pub struct Tokens {
 
 #[derive(Default)]
 struct Cache {
-    /// (path, mtime, length, inode) of the file the digests came from.
-    stamp: Option<(PathBuf, SystemTime, u64, u64)>,
+    /// (path, mtime, length, inode, mode, owner) of the file the digests came from; a chmod or
+    /// chown makes it checked again.
+    stamp: Option<(PathBuf, SystemTime, u64, u64, u32, u32)>,
     /// SHA-256 of each token: comparing fixed-length digests leaks neither content nor length.
     digests: Vec<[u8; 32]>,
 }
@@ -56,17 +60,19 @@ impl Cache {
     fn refresh(&mut self, file: &PathBuf) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(file)?;
-        let stamp = (file.clone(), meta.modified()?, meta.len(), meta.ino());
+        let stamp = (
+            file.clone(),
+            meta.modified()?,
+            meta.len(),
+            meta.ino(),
+            meta.mode(),
+            meta.uid(),
+        );
         if self.stamp.as_ref() == Some(&stamp) {
             return Ok(());
         }
-        let text = std::fs::read_to_string(file)?;
-        self.digests = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(digest)
-            .collect();
+        let text = token_file::read(file).map_err(std::io::Error::other)?;
+        self.digests = token_file::tokens(&text).map(digest).collect();
         info!(file = %file.display(), tokens = self.digests.len(), "control tokens loaded");
         self.stamp = Some(stamp);
         Ok(())

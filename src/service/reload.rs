@@ -265,6 +265,9 @@ impl Reloader {
                 return Err(e.into());
             }
         };
+        for w in config.warnings() {
+            warn!(trigger, "{w}");
+        }
         (self.target.set_control)(config.control.clone());
         self.config = config;
         self.logged_conflicts.clear();

@@ -144,6 +144,32 @@ pub fn open_read_write(path: &Path, busy_timeout: Duration) -> Result<Connection
     Ok(conn)
 }
 
+/// Opens a file that nobody writes (a published backup, a decompressed copy of one) read-only
+/// with `immutable=1`: no locks, and no `-wal`/`-shm` created beside a backup of a WAL database
+/// made by another tool. Never for a monitored database, which others write.
+pub fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let s = path
+        .to_str()
+        .ok_or_else(|| rusqlite::Error::InvalidPath(path.to_path_buf()))?;
+    Connection::open_with_flags(format!("file:{}?immutable=1", uri_escape(s)), flags)
+}
+
+/// `s` with every byte outside `[A-Za-z0-9/._~-]` percent-encoded, for a `file:` URI.
+fn uri_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// SQLite connections opened by this process so far (every open goes through here).
 static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -190,6 +216,11 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(err, OpenError::NotADatabase);
+    }
+
+    #[test]
+    fn uri_escaping() {
+        assert_eq!(uri_escape("/a b/c?d#%.db"), "/a%20b/c%3Fd%23%25.db");
     }
 
     #[test]

@@ -317,7 +317,7 @@ impl Setup {
     ) -> Setup {
         let token = "s3cret-token-for-tests".to_string();
         let token_file = dir.path().join("token");
-        std::fs::write(&token_file, format!("# a comment\nother-token\n{token}\n")).unwrap();
+        write_token(&token_file, &format!("# a comment\nother-token\n{token}\n"));
         let backups = dir.path().join("backups");
         let mut yaml = format!(
             "defaults:\n  backup:\n    dir: {}\n{defaults}\ndatabases:\n",
@@ -346,6 +346,13 @@ impl Setup {
         args.extend_from_slice(flags);
         Exporter::start(&args)
     }
+}
+
+/// Writes a control token file readable only by its owner, as the exporter requires.
+pub fn write_token(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Waits up to `secs` for `f` to return true.

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::verify::run_check;
 use super::{io_err, sqlite_err, BackupError, Progress, Verify};
+use crate::sqlite::connection;
 
 /// The copy is synced every this many bytes while it is written.
 const SYNC_EVERY_BYTES: u64 = 32 * 1024 * 1024;
@@ -215,32 +216,10 @@ pub(crate) fn open_own_file(path: &Path) -> Result<Connection, BackupError> {
     Ok(Connection::open_with_flags(path, flags)?)
 }
 
-/// Opens a backup file (or a decompressed copy) read-only for checking or restoring. Backup
-/// files are never written once published, so `immutable=1` is right here (it is not for a
-/// monitored database): no locks, and no `-wal`/`-shm` created beside a backup made by another
-/// tool from a WAL database.
+/// Opens a backup file (or a decompressed copy) read-only for checking or restoring
+/// ([`connection::open_immutable`]).
 pub(crate) fn open_backup_file(path: &Path) -> Result<Connection, BackupError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let uri = format!("file:{}?immutable=1", uri_escape(path)?);
-    Ok(Connection::open_with_flags(uri, flags)?)
-}
-
-fn uri_escape(path: &Path) -> Result<String, BackupError> {
-    let s = path.to_str().ok_or_else(|| BackupError::Io {
-        context: format!("path {} is not UTF-8", path.display()),
-        source: io::Error::from(io::ErrorKind::InvalidInput),
-    })?;
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    Ok(out)
+    Ok(connection::open_immutable(path)?)
 }
 
 /// Runs `work` on `conn`, interrupting it when `cancel` is set (polled every 20 ms by a scoped
@@ -266,17 +245,4 @@ pub(crate) fn interruptible<T>(
         done.store(true, Ordering::Release);
         out
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uri_escaping() {
-        assert_eq!(
-            uri_escape(Path::new("/a b/c?d#%.db")).unwrap(),
-            "/a%20b/c%3Fd%23%25.db"
-        );
-    }
 }

@@ -270,6 +270,7 @@ pub(crate) fn create_unrotated(
     Ok(BackupInfo {
         file_name,
         path,
+        taken_at_unix: meta.created_at_unix,
         meta,
         has_sidecar: true,
         sidecar_error: None,

@@ -1,5 +1,6 @@
 //! Checking a copy or a backup before it is trusted: the SHA-256 against its sidecar, then
-//! `integrity_check` (or `quick_check`) of its content.
+//! `integrity_check` (or `quick_check`) of its content; a backup without a sidecar must have a
+//! valid header first. Every failure is [`BackupError::VerificationFailed`] (422).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use serde::Serialize;
 use super::copy::{interruptible, open_backup_file};
 use super::{sqlite_err, BackupError, Verify};
 use crate::backup_dir::{gunzip, sha256_file, BackupInfo, TempFile};
+use crate::checks::backups::header_problem;
 
 /// Problem rows an integrity check reports at most; the first one is kept.
 const CHECK_MAX_ERRORS: u32 = 10;
@@ -51,6 +53,9 @@ pub(crate) fn verified_content(
     if let Some(e) = &info.sidecar_error {
         return Err(failed(format!("sidecar unreadable: {e}")));
     }
+    if let Some(v) = info.meta.verification.as_deref().filter(|v| *v != "ok") {
+        return Err(failed(format!("the sidecar says its check failed: {v}")));
+    }
     let checksum_verified = match (&info.meta.sha256, info.has_sidecar) {
         (Some(expected), true) => {
             let actual = sha256_file(&info.path)?;
@@ -74,6 +79,13 @@ pub(crate) fn verified_content(
     } else {
         (info.path.clone(), None)
     };
+    // A found backup has no checksum to vouch for it: its header must (an empty file would
+    // pass the check as an empty database).
+    if !checksum_verified {
+        if let Some(problem) = header_problem(&path)? {
+            return Err(failed(problem));
+        }
+    }
     if let Err(detail) = check_file(&path, verify, cancel)? {
         return Err(failed(format!("{}: {detail}", verify.pragma())));
     }

@@ -319,10 +319,11 @@ fn backup_fires_when_there_is_no_verified_backup_or_it_is_too_old() {
     assert_eq!(p.due(&m, now), None, "a fresh verified backup");
 
     let summary = |age: f64| BackupSummary {
-        count: 1,
+        verified: 1,
         newest_file: Some("app-old.db".into()),
         newest_created_at: Some(crate::unix_now() - age),
         newest_size_bytes: Some(4096),
+        ..Default::default()
     };
     m.update_checks(|c| c.backups = Some(summary(interval - 60.0)));
     assert_eq!(p.due(&m, now), None, "younger than backup.interval");

@@ -236,3 +236,72 @@ fn low_utilization_plans_a_vacuum() {
         "above min_utilization"
     );
 }
+
+fn recover(m: &Monitor) -> RecoveryReport {
+    run(m, false, &ProgressCell::default(), &AtomicBool::new(false))
+}
+
+/// Directories under `quarantine/`, sorted.
+fn quarantined(m: &Monitor) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(m.config.settings.backup.dir.join("quarantine"))
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_quarantine_keeps_the_newest_copies_of_each_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let (root, page_size) = build(&path);
+    let m = monitor(&path, dir.path(), |s| s.backup.quarantine_keep = 2);
+    backup_now(&m);
+    // Another database's copy, whose name starts with this one's.
+    let other = m
+        .config
+        .settings
+        .backup
+        .dir
+        .join("quarantine/app-2-2020-01-01_00-00-00.000");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut made = Vec::new();
+    for _ in 0..4 {
+        damage_table_page(&path, root, page_size);
+        let r = recover(&m);
+        assert!(r.success && r.corrupt, "{r:?}");
+        made.push(r.quarantine.expect("quarantined"));
+    }
+    let mut want: Vec<String> = made[2..]
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    want.insert(0, "app-2-2020-01-01_00-00-00.000".into());
+    assert_eq!(quarantined(&m), want, "the two newest of app, and app-2's");
+    assert!(made[3].join("app.db").is_file());
+}
+
+#[test]
+fn no_quarantine_below_the_disk_margin_but_the_recovery_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let (root, page_size) = build(&path);
+    let m = monitor(&path, dir.path(), |s| {
+        s.actions.vacuum_disk_margin = ByteSize(u64::MAX / 2)
+    });
+    let good = backup_now(&m);
+    damage_table_page(&path, root, page_size);
+    let r = recover(&m);
+    assert!(r.corrupt, "{r:?}");
+    assert_eq!(r.quarantine, None, "{r:?}");
+    assert!(
+        planned(&r, "quarantine skipped: the corrupt files need "),
+        "{r:?}"
+    );
+    assert!(quarantined(&m).is_empty(), "nothing copied");
+    assert_eq!(r.restored_from.as_deref(), Some(good.as_str()), "{r:?}");
+    assert!(r.success, "{r:?}");
+}
