@@ -1,7 +1,7 @@
 //! The fleet: every monitored database, and the scrape that reads them all.
 //!
-//! A scrape fans out over a small pool of threads (SQLite work is blocking; it never runs on the
-//! async runtime's workers) and returns a [`Snapshot`]. Concurrent requests for `/metrics`,
+//! A scrape fans out over a small pool of threads started with the fleet (SQLite work is
+//! blocking; it never runs on the async runtime's workers, and no scrape spawns threads) and returns a [`Snapshot`]. Concurrent requests for `/metrics`,
 //! `/health` or the landing page share the collection in flight instead of starting their own:
 //! a burst of 100 scrapes costs the databases one collection, not 100.
 
@@ -15,7 +15,6 @@ pub mod health;
 pub mod monitor;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -56,7 +55,8 @@ pub struct Fleet {
     in_flight: Mutex<Option<InFlight>>,
     /// The last collection and when it finished, for the pages that show it.
     last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
-    workers: usize,
+    /// The scrape threads, started once; `None` with one worker: the calling thread scrapes.
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl Fleet {
@@ -75,7 +75,13 @@ impl Fleet {
             exporter: ExporterStatus::default(),
             in_flight: Mutex::new(None),
             last: Mutex::new(None),
-            workers: workers.max(1),
+            pool: (workers > 1).then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(workers)
+                    .thread_name(|i| format!("scrape-{i}"))
+                    .build()
+                    .expect("starting the scrape threads")
+            }),
         }
     }
 
@@ -129,30 +135,15 @@ impl Fleet {
         *guard = Arc::new(next);
     }
 
-    /// Scrapes every database now, on the calling thread plus helpers. Blocking.
+    /// Scrapes every database now, on the fleet's scrape threads. Blocking.
     pub fn collect_blocking(&self) -> Snapshot {
+        use rayon::prelude::*;
         let monitors: Vec<Arc<Monitor>> = self.monitors().values().cloned().collect();
-        let next = AtomicUsize::new(0);
-        let mut reports: Vec<(usize, DatabaseReport)> = std::thread::scope(|s| {
-            let work = || {
-                let mut done = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(m) = monitors.get(i) else { break done };
-                    done.push((i, m.scrape(&self.collectors)));
-                }
-            };
-            let helpers: Vec<_> = (1..self.workers.min(monitors.len()))
-                .map(|_| s.spawn(work))
-                .collect();
-            let mut all = work();
-            for h in helpers {
-                all.extend(h.join().unwrap_or_default());
-            }
-            all
-        });
-        reports.sort_by_key(|(i, _)| *i);
-        let databases: Vec<DatabaseReport> = reports.into_iter().map(|(_, r)| r).collect();
+        let scrape = |m: &Arc<Monitor>| m.scrape(&self.collectors);
+        let databases: Vec<DatabaseReport> = match &self.pool {
+            Some(pool) => pool.install(|| monitors.par_iter().map(scrape).collect()),
+            None => monitors.iter().map(scrape).collect(),
+        };
         let status = databases
             .iter()
             .map(|r| r.health.status)
