@@ -9,7 +9,8 @@
 #
 # Per fleet size: start -> ready and first full /metrics, cold and warm scrape (curl, gzip
 # accepted as Prometheus sends it), RSS over many scrapes, /proc/PID/io per warm scrape,
-# series and body size per database, idle CPU after start; the Python peer's and the
+# series and body size per database, idle CPU after start and, at 10,000, in the steady
+# state once the first checks are done (~6 min in); the Python peer's and the
 # syscall floor's times on the same files. Then on single databases: scrape time with a
 # 20 MiB vs a 256 KiB WAL, and a writer's commit rate without vs with the exporter.
 # Loops that repeat scrapes are bounded by count and by time, so a slow exporter still
@@ -43,6 +44,8 @@ QUICK=${FLEET_QUICK:-0}
 PEER_MAX_N=${FLEET_PEER_MAX_N:-10000}
 CURL_MAX=120          # seconds; a 10,000-database scrape of a slow exporter takes ~50 s
 READY_TIMEOUT=600     # seconds from process start to ready + first full /metrics
+STEADY_AFTER_S=330    # steady idle window starts this long after start (first checks done)
+STEADY_S=30           # and lasts this long
 if ((QUICK)); then
   SIZES=${FLEET_SIZES:-1000}
 else
@@ -63,13 +66,20 @@ if [[ ! -x $EXPORTER_BIN ]]; then
   cargo build --profile profiling --quiet
 fi
 EXPORTER_BIN=$(realpath "$EXPORTER_BIN")
-PEER_OK=1
-python3 -c 'import prometheus_client' 2>/dev/null || {
-  PEER_OK=0
-  echo "fleet.sh: python prometheus_client missing (pip install prometheus_client): py_peer rows skipped" >&2
-}
-
 mkdir -p "$BENCH_DIR"
+# The Python peer needs prometheus_client: taken from the system when it has it, otherwise
+# installed once from PyPI into a virtualenv under BENCH_DIR. Without it the comparison the
+# targets are stated against cannot be made, so the benchmark stops.
+PEER_PY=python3
+PEER_OK=1
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  PEER_PY=$BENCH_DIR/venv/bin/python3
+  if ! "$PEER_PY" -c 'import prometheus_client' 2>/dev/null; then
+    echo "== installing prometheus_client for the Python peer into $BENCH_DIR/venv" >&2
+    python3 -m venv "$BENCH_DIR/venv" && "$BENCH_DIR/venv/bin/pip" install --quiet prometheus_client ||
+      die "cannot install prometheus_client (python3 -m venv + pip) for the Python peer"
+  fi
+fi
 BENCH_DIR=$(realpath "$BENCH_DIR")
 RUN=$BENCH_DIR/last-run # logs, configs, bodies and raw measurements of this run
 rm -rf "$RUN"
@@ -243,6 +253,24 @@ run_fleet() {
     rec "$name.rss_kb" "$(rss_kb "$pid")"
   done
   rec "$name.scrapes" "$count"
+
+  # Steady idle: once every database had its first probe and first regular check (spread
+  # over the probe interval, 1 min, and the check interval, 5 min, by default), what the
+  # exporter costs a host that nobody scrapes. Full runs, largest fleets only (it waits).
+  if ((!QUICK && n >= 10000)); then
+    local since=$((STEADY_AFTER_S)) t_start
+    t_start=$(grep "^$name.t0 " "$MEASURE" | cut -d' ' -f2)
+    local wait_s
+    wait_s=$(python3 -c "import time; print(max(0, $t_start + $since - time.time()))")
+    echo "   steady idle: waiting ${wait_s%.*}s (until ${since}s after start), then ${STEADY_S}s"
+    sleep "$wait_s"
+    t0=$EPOCHREALTIME k0=$(cpu_ticks "$pid") io0=$(io4 "$pid")
+    sleep "$STEADY_S"
+    t1=$EPOCHREALTIME k1=$(cpu_ticks "$pid") io1=$(io4 "$pid")
+    rec "$name.steady" "$t0" "$t1" "$k0" "$k1" "$CLK_TCK" "$since"
+    rec "$name.steady_io0" "$io0"
+    rec "$name.steady_io1" "$io1"
+  fi
   stop_pid "$pid"
 
   # The Python peer on the same files: one scrape to warm up, then peer_warm timed ones.
@@ -250,7 +278,7 @@ run_fleet() {
     echo "== $n databases: py_peer.py"
     local port
     port=$(python3 "$HELP" freeport)
-    python3 "$BENCH/py_peer.py" --addr 127.0.0.1 --port "$port" --check none "$dir"/*.sqlite \
+    "$PEER_PY" "$BENCH/py_peer.py" --addr 127.0.0.1 --port "$port" --check none "$dir"/*.sqlite \
       >"$RUN/$name.peer.log" 2>&1 &
     local ppid=$!
     PIDS+=("$ppid")

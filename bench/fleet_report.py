@@ -92,8 +92,13 @@ def fleet(t, m, p):
     rss_limit = 40 if n <= 1000 else 200
     f = lambda k: float(m[p + k][0]) if m.get(p + k) else None  # noqa: E731
     t0 = f(".t0")
-    t.row("process start -> /-/ready 200", fsec(f(".t_ready") - t0))
-    t.row("process start -> first full /metrics", fsec(f(".t_full") - t0))
+    ready, full = f(".t_ready") - t0, f(".t_full") - t0
+    if n >= 10000:
+        t.row("process start -> /-/ready 200", fsec(ready), None, None, "< 2 s", ready < 2)
+        t.row("process start -> first full /metrics", fsec(full), None, None, "< 10 s", full < 10)
+    else:
+        t.row("process start -> /-/ready 200", fsec(ready))
+        t.row("process start -> first full /metrics", fsec(full))
     t.row("first (cold) scrape", fsec(f(".cold_s")))
 
     warm = [[float(x) for x in w] for w in chunks(m[p + ".warm"], 4)]
@@ -157,6 +162,15 @@ def fleet(t, m, p):
     i0 = [int(x) for x in m[p + ".idle_io0"]]
     i1 = [int(x) for x in m[p + ".idle_io1"]]
     t.row("idle read() rchar/s (background checks)", fbytes((i1[0] - i0[0]) / (it1 - it0)) + "/s")
+    if p + ".steady" in m:
+        st0, st1, sk0, sk1, stck, since = (float(x) for x in m[p + ".steady"])
+        cpu = (sk1 - sk0) / stck / (st1 - st0) * 100
+        t.row("idle CPU, steady (%.0f s from %.0f s after start, first checks done), %% of one core"
+              % (st1 - st0, since), "%.1f %%" % cpu, None, None, "<= 5 %", cpu <= 5)
+        s0 = [int(x) for x in m[p + ".steady_io0"]]
+        s1 = [int(x) for x in m[p + ".steady_io1"]]
+        t.row("  steady: read() rchar/s, storage write_bytes/s",
+              "%s/s, %s/s" % (fbytes((s1[0] - s0[0]) / (st1 - st0)), fbytes((s1[3] - s0[3]) / (st1 - st0))))
     return n
 
 

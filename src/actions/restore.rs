@@ -133,7 +133,7 @@ pub fn restore(
             cancel,
         )
         .map_err(RestoreError::PreRestoreBackup)?;
-        Some(saved.file_name)
+        Some(saved.0.file_name)
     } else {
         None
     };

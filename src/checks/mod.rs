@@ -225,6 +225,19 @@ impl Checks {
         }
     }
 
+    /// Renews the last passing check's time, for files that have not changed since it ran: its
+    /// verdict speaks for them as they are now. Returns false (changing nothing) when there is
+    /// no passing check to renew.
+    pub fn confirm_integrity(&mut self, now_unix: f64) -> bool {
+        match &mut self.integrity {
+            Some(r) if r.ok && self.integrity_incomplete.is_none() => {
+                r.finished_at = now_unix;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `Some(ok)` of the last completed integrity check.
     pub fn integrity_ok(&self) -> Option<bool> {
         self.integrity.as_ref().map(|i| i.ok)
@@ -257,7 +270,7 @@ pub const INTEGRITY_ERRORS: Gauge = Gauge {
 /// `sqlite_integrity_check_last_run_timestamp_seconds`.
 pub const INTEGRITY_LAST_RUN: Gauge = Gauge {
     name: "sqlite_integrity_check_last_run_timestamp_seconds",
-    help: "Unix time the last completed integrity check finished (cached from the last background check).",
+    help: "Unix time the last completed integrity check finished, or renewed its passing verdict for files unchanged since.",
     labels: DB,
 };
 /// `sqlite_integrity_check_duration_seconds`.

@@ -168,7 +168,7 @@ impl Fleet {
     pub fn probe_due(&self, now: Instant) {
         for m in self.monitors().values() {
             if m.schedule().probe_due(&m.config.settings, now) {
-                m.probe(&self.collectors, self.events.as_ref());
+                m.probe_unless_idle(&self.collectors, self.events.as_ref(), now);
             }
         }
     }

@@ -55,6 +55,32 @@ pub struct Monitor {
     /// The verdict on each backup file, kept while the file does not change, so a backup is
     /// hashed or checked once, in the background, and never at a scrape.
     backup_verdicts: Mutex<Verdicts>,
+    /// The files' `stat`s before the last probe and the last passing check: what lets a
+    /// database that nobody touched since skip them ([`Monitor::probe_unless_idle`],
+    /// [`Monitor::verdict_still_holds`]).
+    idle: Mutex<IdleStamps>,
+}
+
+/// A quiet database whose files have not changed since its last probe is probed once every
+/// this many probe intervals instead of every interval.
+///
+/// On a fleet of mostly idle per-tenant files, probes are most of the exporter's background
+/// cost: each opens the database, and when the application does not hold it open, SQLite
+/// rebuilds the WAL index from the whole `-wal` and rewrites the `-shm` to do it. A database
+/// that nobody wrote to and whose last probe found no contention has little new to say; one
+/// that changed, or whose last probe was slow, busy or failed, is probed at every interval.
+/// A lock held for a long time without any write (the one case the skipped probes would have
+/// caught sooner) is still seen within this many intervals.
+pub const IDLE_PROBE_EVERY: u32 = 10;
+
+/// See [`Monitor::idle`].
+#[derive(Default)]
+struct IdleStamps {
+    /// The `stat`s taken right before the last probe ran, when it ran, and whether it was
+    /// quiet (every probe succeeded under its threshold, nothing busy).
+    probe: Option<(Stamp, Instant, bool)>,
+    /// The `stat`s taken right before the last integrity check that passed.
+    check: Option<Stamp>,
 }
 
 /// What the last scrape read.
@@ -238,6 +264,7 @@ impl Monitor {
             last: Mutex::new(LastScrape::default()),
             probes: Mutex::new(Probes::default()),
             backup_verdicts: Mutex::new(Verdicts::default()),
+            idle: Mutex::new(IdleStamps::default()),
         }
     }
 
@@ -530,6 +557,65 @@ impl Monitor {
             duration_seconds: start.elapsed().as_secs_f64(),
             error,
         }
+    }
+
+    /// Runs the probes, as [`Monitor::probe`] does, unless the database is idle: its files have
+    /// not changed (same identity, size and modification time, and settled: see
+    /// [`crate::fleet::files`]) since the last probe, that probe was quiet, and it ran less
+    /// than [`IDLE_PROBE_EVERY`] intervals ago. Returns whether the probes ran.
+    pub fn probe_unless_idle(
+        &self,
+        collectors: &CollectorSet,
+        events: &dyn Events,
+        now: Instant,
+    ) -> bool {
+        let stamp = Stamp::read(&self.config.path).ok();
+        let every = self.config.settings.probes.interval.0 * IDLE_PROBE_EVERY;
+        {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if let (Some(now_stamp), Some((then, at, true))) = (&stamp, &idle.probe) {
+                if now_stamp.unchanged_since(then) && now.saturating_duration_since(*at) < every {
+                    return false;
+                }
+            }
+        }
+        self.probe(collectors, events);
+        let quiet = self.last_probe_quiet();
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).probe = stamp.map(|s| (s, now, quiet));
+        true
+    }
+
+    /// Whether the last probes all succeeded, got their locks and stayed under the database's
+    /// slow-query and slow-write thresholds.
+    fn last_probe_quiet(&self) -> bool {
+        let t = &self.config.settings.thresholds;
+        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let p = &probes.performance;
+        probes.outcomes.iter().all(|o| o.success)
+            && p.write_note.is_none()
+            && p.query_seconds
+                .is_none_or(|s| s <= t.slow_query.0.as_secs_f64())
+            && p.write_seconds
+                .is_none_or(|s| s <= t.slow_write.0.as_secs_f64())
+    }
+
+    /// The `stat`s of the database's files now, to be given to
+    /// [`Monitor::record_passing_check`] if the check about to run passes.
+    pub fn stamp_before_check(&self) -> Option<Stamp> {
+        Stamp::read(&self.config.path).ok()
+    }
+
+    /// Whether the last passing integrity check still speaks for the files: they have not
+    /// changed since the `stat`s taken before it (`now`, from [`Monitor::stamp_before_check`]).
+    pub fn verdict_still_holds(&self, now: &Option<Stamp>) -> bool {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        matches!((now, &idle.check), (Some(now), Some(then)) if now.unchanged_since(then))
+    }
+
+    /// Records the `stat`s taken before an integrity check that passed (`None`: it did not
+    /// pass, so the next regular check runs in full).
+    pub fn record_passing_check(&self, stamp: Option<Stamp>) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).check = stamp;
     }
 
     /// Runs the probes (the read and write probes, as configured) now, reports their latencies
