@@ -94,8 +94,8 @@ def fleet(t, m, p):
     t0 = f(".t0")
     ready, full = f(".t_ready") - t0, f(".t_full") - t0
     if n >= 10000:
-        t.row("process start -> /-/ready 200", fsec(ready), None, None, "< 2 s", ready < 2)
-        t.row("process start -> first full /metrics", fsec(full), None, None, "< 10 s", full < 10)
+        t.row("process start -> /-/ready 200", fsec(ready), "-", None, "< 2 s", ready < 2)
+        t.row("process start -> first full /metrics", fsec(full), "-", None, "< 10 s", full < 10)
     else:
         t.row("process start -> /-/ready 200", fsec(ready))
         t.row("process start -> first full /metrics", fsec(full))
@@ -166,7 +166,7 @@ def fleet(t, m, p):
         st0, st1, sk0, sk1, stck, since = (float(x) for x in m[p + ".steady"])
         cpu = (sk1 - sk0) / stck / (st1 - st0) * 100
         t.row("idle CPU, steady (%.0f s from %.0f s after start, first checks done), %% of one core"
-              % (st1 - st0, since), "%.1f %%" % cpu, None, None, "<= 5 %", cpu <= 5)
+              % (st1 - st0, since), "%.1f %%" % cpu, "-", None, "<= 5 %", cpu <= 5)
         s0 = [int(x) for x in m[p + ".steady_io0"]]
         s1 = [int(x) for x in m[p + ".steady_io1"]]
         t.row("  steady: read() rchar/s, storage write_bytes/s",

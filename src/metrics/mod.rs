@@ -411,9 +411,5 @@ pub fn render(
     g.set(&DATABASES, &[], snapshot.databases.len() as f64);
     g.set(&RELOAD_SUCCESSFUL, &[], flag(exporter.reload_successful()));
     g.set(&RELOAD_TIMESTAMP, &[], exporter.reload_success_timestamp());
-    text::assemble(
-        &parts,
-        &extra.finish(),
-        4096 + snapshot.databases.len() * 6144,
-    )
+    text::assemble(&parts, &extra.finish())
 }

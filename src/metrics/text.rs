@@ -36,10 +36,28 @@ pub struct Meta {
     pub database_first: bool,
 }
 
-/// A database's series, by family name.
+/// A database's series, by family name: built entry by entry, then packed by
+/// [`DatabaseText::finish`] for keeping.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DatabaseText {
-    families: BTreeMap<&'static str, (Meta, Vec<Entry>)>,
+    /// Entries by family while the text is being built.
+    building: BTreeMap<&'static str, (Meta, Vec<Entry>)>,
+    /// Once finished, the text of every family whose first label is `database`, one after
+    /// another in name order ...
+    packed: String,
+    /// ... and where each of them ends in `packed`.
+    spans: Vec<(Meta, u32)>,
+    /// Once finished, the other families (their entries interleave with other databases'),
+    /// in name order, entries sorted.
+    sorted: Vec<(Meta, Vec<Entry>)>,
+}
+
+/// A family's part of one database's text.
+enum Part<'a> {
+    /// Ready text.
+    Text(&'a str),
+    /// Entries still to be merged with other databases' by sort key.
+    Entries(&'a [Entry]),
 }
 
 impl DatabaseText {
@@ -91,18 +109,66 @@ impl DatabaseText {
 
     fn push(&mut self, meta: Meta, key: String, text: String) {
         let (_, entries) = self
-            .families
+            .building
             .entry(meta.name)
             .or_insert_with(|| (meta, Vec::new()));
         entries.push(Entry { key, text });
     }
 
-    /// Sorts each family's entries (done once, when the text is made).
+    /// Sorts each family's entries and packs them for keeping (done once, when the text is
+    /// made). A family whose first label is `database` has all of one database's entries side
+    /// by side in the body, so its text is kept in one string shared by all such families,
+    /// without sort keys: the cache of a fleet's text is the exporter's largest use of memory,
+    /// and one string per database instead of two per series is a fraction of it.
     pub fn finish(mut self) -> Self {
-        for (_, entries) in self.families.values_mut() {
-            entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let building = std::mem::take(&mut self.building);
+        let mut capacity = 0;
+        for (meta, entries) in building.values() {
+            if meta.database_first {
+                capacity += entries.iter().map(|e| e.text.len()).sum::<usize>();
+            }
         }
+        self.packed.reserve_exact(capacity);
+        for (_, (meta, mut entries)) in building {
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            if meta.database_first {
+                for e in &entries {
+                    self.packed.push_str(&e.text);
+                }
+                let end = u32::try_from(self.packed.len()).expect("a database's text under 4 GiB");
+                self.spans.push((meta, end));
+            } else {
+                for e in entries.iter_mut() {
+                    e.key.shrink_to_fit();
+                    e.text.shrink_to_fit();
+                }
+                entries.shrink_to_fit();
+                self.sorted.push((meta, entries));
+            }
+        }
+        self.spans.shrink_to_fit();
+        self.sorted.shrink_to_fit();
         self
+    }
+
+    /// Every family's part, in name order within each kind (packed first; a text not
+    /// finished yet gives its entries as they are).
+    fn parts(&self) -> impl Iterator<Item = (Meta, Part<'_>)> {
+        let mut start = 0;
+        let packed = self.spans.iter().map(move |(meta, end)| {
+            let text = &self.packed[start..*end as usize];
+            start = *end as usize;
+            (*meta, Part::Text(text))
+        });
+        let sorted = self
+            .sorted
+            .iter()
+            .map(|(meta, entries)| (*meta, Part::Entries(entries)));
+        let building = self
+            .building
+            .values()
+            .map(|(meta, entries)| (*meta, Part::Entries(entries)));
+        packed.chain(sorted).chain(building)
     }
 }
 
@@ -196,35 +262,36 @@ fn escape_into(out: &mut String, v: &str, quotes: bool) {
 
 /// Concatenates the families of every database (in name order) with `extra` families, sorted
 /// by family name, into one body.
-pub fn assemble(databases: &[Arc<DatabaseText>], extra: &DatabaseText, capacity: usize) -> Vec<u8> {
-    let mut by_family: BTreeMap<&'static str, (Meta, Vec<&Entry>)> = BTreeMap::new();
+pub fn assemble(databases: &[Arc<DatabaseText>], extra: &DatabaseText) -> Vec<u8> {
+    let mut by_family: BTreeMap<&'static str, (Meta, Vec<Part<'_>>)> = BTreeMap::new();
     for text in databases
         .iter()
         .map(Arc::as_ref)
         .chain(std::iter::once(extra))
     {
-        for (name, (meta, entries)) in &text.families {
+        for (meta, part) in text.parts() {
             by_family
-                .entry(name)
-                .or_insert_with(|| (*meta, Vec::new()))
+                .entry(meta.name)
+                .or_insert_with(|| (meta, Vec::new()))
                 .1
-                .extend(entries.iter());
+                .push(part);
         }
     }
     let exact: usize = by_family
         .iter()
-        .map(|(name, (meta, entries))| {
-            2 * name.len()
-                + meta.help.len()
-                + 32
-                + entries.iter().map(|e| e.text.len()).sum::<usize>()
+        .map(|(name, (meta, parts))| {
+            let body: usize = parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => t.len(),
+                    Part::Entries(es) => es.iter().map(|e| e.text.len()).sum(),
+                })
+                .sum();
+            2 * name.len() + meta.help.len() + meta.kind.len() + 32 + body
         })
         .sum();
-    let mut out = String::with_capacity(exact.max(capacity.min(exact * 2)));
-    for (name, (meta, mut entries)) in by_family {
-        if !meta.database_first {
-            entries.sort_by(|a, b| a.key.cmp(&b.key));
-        }
+    let mut out = String::with_capacity(exact);
+    for (name, (meta, parts)) in by_family {
         out.push_str("# HELP ");
         out.push_str(name);
         out.push(' ');
@@ -234,8 +301,25 @@ pub fn assemble(databases: &[Arc<DatabaseText>], extra: &DatabaseText, capacity:
         out.push(' ');
         out.push_str(meta.kind);
         out.push('\n');
-        for e in entries {
-            out.push_str(&e.text);
+        if meta.database_first {
+            for part in &parts {
+                match part {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Entries(es) => es.iter().for_each(|e| out.push_str(&e.text)),
+                }
+            }
+        } else {
+            let mut entries: Vec<&Entry> = parts
+                .iter()
+                .flat_map(|p| match p {
+                    Part::Entries(es) => es.iter(),
+                    Part::Text(_) => [].iter(),
+                })
+                .collect();
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
+            for e in entries {
+                out.push_str(&e.text);
+            }
         }
     }
     out.into_bytes()
@@ -263,12 +347,8 @@ mod tests {
             database_first: true,
         };
         t.histogram(meta, &[("database", "a")], &[0.001, 1.0], &[1, 2], 1.25, 4);
-        let body = String::from_utf8(assemble(
-            &[Arc::new(t.finish())],
-            &DatabaseText::default(),
-            0,
-        ))
-        .unwrap();
+        let body =
+            String::from_utf8(assemble(&[Arc::new(t.finish())], &DatabaseText::default())).unwrap();
         assert_eq!(
             body,
             "# HELP x_info Help with \\\\ and\\nnew line.\n# TYPE x_info gauge\n\
@@ -296,8 +376,8 @@ mod tests {
             GaugeText(&mut t).set(&C, &[db, "wal"], 1.0);
             Arc::new(t.finish())
         };
-        let body = String::from_utf8(assemble(&[one("a"), one("b")], &DatabaseText::default(), 0))
-            .unwrap();
+        let body =
+            String::from_utf8(assemble(&[one("a"), one("b")], &DatabaseText::default())).unwrap();
         let lines: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             lines,
