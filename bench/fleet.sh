@@ -270,6 +270,14 @@ run_fleet() {
     rec "$name.steady" "$t0" "$t1" "$k0" "$k1" "$CLK_TCK" "$since"
     rec "$name.steady_io0" "$io0"
     rec "$name.steady_io1" "$io1"
+    # Then warm scrapes with nothing else going on: what a scrape of unchanged databases
+    # reads and writes.
+    rec "$name.steady_scrape_io0" "$(io4 "$pid")"
+    for ((i = 1; i <= 5; i++)); do
+      line=$(scrape "$url/metrics" /dev/null)
+      [[ ${line##* } == 200 ]] || die "$name: steady scrape failed: $line"
+    done
+    rec "$name.steady_scrape_io1" "$(io4 "$pid")"
   fi
   stop_pid "$pid"
 

@@ -171,6 +171,16 @@ def fleet(t, m, p):
         s1 = [int(x) for x in m[p + ".steady_io1"]]
         t.row("  steady: read() rchar/s, storage write_bytes/s",
               "%s/s, %s/s" % (fbytes((s1[0] - s0[0]) / (st1 - st0)), fbytes((s1[3] - s0[3]) / (st1 - st0))))
+        if p + ".steady_scrape_io0" in m:
+            a = [int(x) for x in m[p + ".steady_scrape_io0"]]
+            b = [int(x) for x in m[p + ".steady_scrape_io1"]]
+            per = lambda k: (b[k] - a[k]) / 5
+            t.row("  steady: storage read_bytes / write_bytes per warm scrape (x5)",
+                  "%s / %s" % (fbytes(per(2)), fbytes(per(3))), "-", None, "0 B written",
+                  per(3) == 0)
+            hdr = HEADER_BYTES * n
+            t.row("  steady: read() rchar per warm scrape (x5)", fbytes(per(0)),
+                  fbytes(hdr) + " hdr chk", ratio(per(0), hdr), "<= 2x", per(0) <= 2 * hdr)
     return n
 
 
