@@ -29,7 +29,7 @@ fn fleet_of(db: &Path) -> Fleet {
 }
 
 fn scrape(fleet: &Fleet) -> DatabaseReport {
-    fleet.collect_blocking().databases.remove(0)
+    std::sync::Arc::unwrap_or_clone(fleet.collect_blocking().databases.remove(0))
 }
 
 /// Waits until the files' last change is older than the racily-clean window, so the next

@@ -37,8 +37,9 @@ pub const SHOWN_MAX_AGE: Duration = Duration::from_secs(10);
 pub struct Snapshot {
     /// Worst status over all databases (healthy when there are none).
     pub status: Status,
-    /// One report per database.
-    pub databases: Vec<DatabaseReport>,
+    /// One report per database, shared with the monitor that made it (a database whose report
+    /// did not change since the last collection costs the snapshot a pointer).
+    pub databases: Vec<Arc<DatabaseReport>>,
 }
 
 /// The collection in flight: its result, once published.
@@ -140,7 +141,7 @@ impl Fleet {
         use rayon::prelude::*;
         let monitors: Vec<Arc<Monitor>> = self.monitors().values().cloned().collect();
         let scrape = |m: &Arc<Monitor>| m.scrape(&self.collectors);
-        let databases: Vec<DatabaseReport> = match &self.pool {
+        let databases: Vec<Arc<DatabaseReport>> = match &self.pool {
             Some(pool) => pool.install(|| monitors.par_iter().map(scrape).collect()),
             None => monitors.iter().map(scrape).collect(),
         };

@@ -52,6 +52,9 @@ pub struct Monitor {
     last: Mutex<LastScrape>,
     /// What the probes found at their last run.
     probes: Mutex<Probes>,
+    /// The last scrape's report, handed out again while nothing in it changed, so the
+    /// snapshots and the metrics' change detection share one copy.
+    report: Mutex<Option<Arc<DatabaseReport>>>,
     /// The verdict on each backup file, kept while the file does not change, so a backup is
     /// hashed or checked once, in the background, and never at a scrape.
     backup_verdicts: Mutex<Verdicts>,
@@ -263,6 +266,7 @@ impl Monitor {
             logged: Mutex::new(HashMap::new()),
             last: Mutex::new(LastScrape::default()),
             probes: Mutex::new(Probes::default()),
+            report: Mutex::new(None),
             backup_verdicts: Mutex::new(Verdicts::default()),
             idle: Mutex::new(IdleStamps::default()),
         }
@@ -385,7 +389,7 @@ impl Monitor {
 
     /// Scrapes this database with `collectors`: four `stat`s when its files did not change,
     /// a read of the files (or SQLite) when they did. The probes' latest results are added.
-    pub fn scrape(&self, collectors: &CollectorSet) -> DatabaseReport {
+    pub fn scrape(&self, collectors: &CollectorSet) -> Arc<DatabaseReport> {
         let cfg = &self.config;
         let (facts, error, mut outcomes) = {
             let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
@@ -437,7 +441,7 @@ impl Monitor {
         }
         let checks = self.checks();
         let health = health::assess(error.as_ref(), &facts, &checks, &cfg.settings.thresholds);
-        DatabaseReport {
+        let report = DatabaseReport {
             name: cfg.name.clone(),
             path: cfg.path.clone(),
             up: error.is_none(),
@@ -447,6 +451,15 @@ impl Monitor {
             collectors: outcomes,
             health,
             detail: cfg.settings.metrics.detail,
+        };
+        let mut kept = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.as_ref() {
+            Some(old) if **old == report => old.clone(),
+            _ => {
+                let report = Arc::new(report);
+                *kept = Some(report.clone());
+                report
+            }
         }
     }
 

@@ -130,13 +130,16 @@ struct DatabaseEvents {
     text: Option<(u64, Arc<DatabaseText>)>,
 }
 
+/// A database's last report and the text of its gauges rendered from it.
+type RenderedGauges = (Arc<DatabaseReport>, Arc<DatabaseText>);
+
 /// Accumulating metrics — probe and action histograms, action counters — kept per database,
 /// and the rendered text of every database's gauges, kept until its report changes.
 #[derive(Default)]
 pub struct EventMetrics {
     databases: Mutex<HashMap<String, DatabaseEvents>>,
     /// Each database's last report and its gauges' text.
-    gauges: Mutex<HashMap<String, (DatabaseReport, Arc<DatabaseText>)>>,
+    gauges: Mutex<HashMap<String, RenderedGauges>>,
 }
 
 impl EventMetrics {
@@ -167,10 +170,10 @@ impl EventMetrics {
     }
 
     /// The text of a database's gauges for `report`, made again only when it changed.
-    fn gauges(&self, report: &DatabaseReport, collectors: &CollectorSet) -> Arc<DatabaseText> {
+    fn gauges(&self, report: &Arc<DatabaseReport>, collectors: &CollectorSet) -> Arc<DatabaseText> {
         let mut cache = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((old, text)) = cache.get(&report.name) {
-            if old == report {
+            if Arc::ptr_eq(old, report) || old == report {
                 return text.clone();
             }
         }
