@@ -24,6 +24,13 @@ use crate::actions::{self, Action, ActionError, ErrorKind, ProgressCell, Trigger
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// A body declared larger than [`MAX_BODY_BYTES`] but at most this is read (and dropped)
+/// before the 413, so the client gets the answer rather than a reset connection.
+const DRAIN_MAX_BYTES: u64 = 1024 * 1024;
+
+/// How long such a body may take to arrive before the 413 is sent anyway.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The control API's state: its settings (swapped on reload), tokens and jobs.
 pub struct Control {
     settings: RwLock<crate::config::Control>,
@@ -237,7 +244,16 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     // large is refused at once, before the client sends (or stalls on) any of it. The limit
     // below catches the bodies that declare no length. (tower-http's `RequestBodyLimitLayer`
     // decides the same way but answers in its own plain-text shape, not the API's.)
-    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+    let declared = body.size_hint().lower();
+    if declared > MAX_BODY_BYTES as u64 {
+        // A moderately large body is read and dropped before the answer (briefly): closing a
+        // connection with unread data makes the kernel reset it, and a client still sending
+        // would see a broken pipe instead of the 413. A body declared larger than that is
+        // refused at once.
+        if declared <= DRAIN_MAX_BYTES {
+            let drain = http_body_util::Limited::new(body, DRAIN_MAX_BYTES as usize).collect();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+        }
         return Err(too_large());
     }
     match http_body_util::Limited::new(body, MAX_BODY_BYTES)
