@@ -232,17 +232,20 @@ pub(crate) fn interruptible<T>(
     let handle = conn.get_interrupt_handle();
     let done = AtomicBool::new(false);
     thread::scope(|s| {
-        s.spawn(|| {
+        let watcher = s.spawn(|| {
             while !done.load(Ordering::Acquire) {
                 if cancel.load(Ordering::Relaxed) {
                     handle.interrupt();
                     return;
                 }
-                thread::sleep(Duration::from_millis(20));
+                // Parked rather than asleep: the end of `work` wakes it at once, so the
+                // scope does not wait out the rest of a poll period after every statement.
+                thread::park_timeout(Duration::from_millis(20));
             }
         });
         let out = work();
         done.store(true, Ordering::Release);
+        watcher.thread().unpark();
         out
     })
 }
