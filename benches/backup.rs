@@ -4,13 +4,18 @@
 //!
 //! `cargo bench --bench backup`
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use sqlite_exporter::actions::backup::{self, BackupOptions, Method, Verify};
+
+use common::timed;
 
 const RUNS: usize = 3;
 
@@ -91,12 +96,6 @@ fn build(db: &Path, mb: i64) {
          PRAGMA wal_checkpoint(TRUNCATE);"
     ))
     .unwrap();
-}
-
-fn timed(f: impl FnOnce()) -> Duration {
-    let t = Instant::now();
-    f();
-    t.elapsed()
 }
 
 fn sqlite3_backup(db: &Path, out: &Path) -> Duration {

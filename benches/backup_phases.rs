@@ -11,35 +11,22 @@
 //!
 //! `cargo bench --bench backup_phases`
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/util/sqlite3.rs"]
 mod sqlite3;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlite_exporter::actions::backup::{self, BackupOptions, Method, Phases, Verify};
 
+use common::{env_or, median, timed};
+
 const TARGET: f64 = 1.1;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn timed(f: impl FnOnce()) -> Duration {
-    let t = Instant::now();
-    f();
-    t.elapsed()
-}
 
 fn run(cmd: &mut Command) {
     let status = cmd.status().expect("spawn");

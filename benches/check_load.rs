@@ -9,6 +9,9 @@
 //!
 //! Run with `cargo bench --bench check_load` (or `bench/run.sh`).
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/util/sqlite3.rs"]
 mod sqlite3;
 
@@ -21,10 +24,7 @@ use sqlite_exporter::collect::CollectorSet;
 use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::Fleet;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use common::median;
 
 fn main() {
     let megabytes: u64 = std::env::var("BENCH_MB")

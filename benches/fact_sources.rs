@@ -14,25 +14,18 @@
 //!
 //! `cargo bench --bench fact_sources`
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs::File;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 use sqlite_exporter::fleet::files::{self, Stamp};
 use sqlite_exporter::sqlite::header::WalCursor;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use common::{env_or, median};
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -4,6 +4,9 @@
 //! opening the connection, the watcher thread and the foreign-key check, which the shell runs
 //! do not do. Run with `cargo bench --bench integrity`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "../tests/util/sqlite3.rs"]
 mod sqlite3;
 
@@ -13,17 +16,7 @@ use std::time::{Duration, Instant};
 
 use sqlite_exporter::checks::integrity::{self, IntegrityOutcome, Mode};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+use common::{env_or, median};
 
 fn sample(runs: u64, mut once: impl FnMut()) -> Duration {
     once(); // warm the page cache

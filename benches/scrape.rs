@@ -9,6 +9,9 @@
 //! with `lock`) plus rendering the Prometheus text. Prints medians over runs and ratios.
 //! Run: `cargo bench --bench scrape` (or `bench/run.sh`).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,8 @@ use sqlite_exporter::collect::CollectorSet;
 use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::Fleet;
 use sqlite_exporter::metrics;
+
+use common::median;
 
 fn build_fleet(dir: &Path, n: usize) -> Vec<PathBuf> {
     (0..n)
@@ -38,11 +43,6 @@ fn build_fleet(dir: &Path, n: usize) -> Vec<PathBuf> {
             p
         })
         .collect()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn time(runs: usize, mut f: impl FnMut()) -> Duration {

@@ -5,28 +5,19 @@
 //! One test function: it counts this process's SQLite connections, which other tests running in
 //! parallel in the same binary would disturb.
 
+#[path = "util/fleet.rs"]
+mod fleet;
 #[path = "util/sqlite3.rs"]
 mod sqlite3;
 
 use std::path::Path;
 
+use fleet::fleet_of;
+
 use rusqlite::Connection;
-use sqlite_exporter::collect::CollectorSet;
-use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::monitor::DatabaseReport;
 use sqlite_exporter::fleet::Fleet;
 use sqlite_exporter::sqlite::connection;
-
-fn fleet_of(db: &Path) -> Fleet {
-    let fleet = Fleet::new(CollectorSet::defaults(), 1);
-    fleet.apply(
-        Config::from_files(&[db.to_path_buf()])
-            .unwrap()
-            .databases()
-            .0,
-    );
-    fleet
-}
 
 fn scrape(fleet: &Fleet) -> DatabaseReport {
     std::sync::Arc::unwrap_or_clone(fleet.collect_blocking().databases.remove(0))

@@ -6,20 +6,21 @@
 //! One test function: it counts this process's SQLite connections, which other tests running in
 //! parallel in the same binary would disturb.
 
+#[path = "util/fleet.rs"]
+mod fleet;
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use fleet::fleet_of;
 use rusqlite::Connection;
 use sqlite_exporter::checks::integrity::Mode;
 use sqlite_exporter::checks::timetable::Job;
-use sqlite_exporter::collect::CollectorSet;
-use sqlite_exporter::config::Config;
 use sqlite_exporter::fleet::background::run_job;
 use sqlite_exporter::fleet::events::NoEvents;
 use sqlite_exporter::fleet::files::GRANULARITY;
 use sqlite_exporter::fleet::monitor::{Monitor, IDLE_PROBE_EVERY};
-use sqlite_exporter::fleet::Fleet;
 use sqlite_exporter::sqlite::connection;
 
 fn settle() {
@@ -45,13 +46,7 @@ fn idle_databases_are_probed_rarely_and_not_rechecked() {
         &db,
         "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);",
     );
-    let fleet = Fleet::new(CollectorSet::defaults(), 1);
-    fleet.apply(
-        Config::from_files(&[db.to_path_buf()])
-            .unwrap()
-            .databases()
-            .0,
-    );
+    let fleet = fleet_of(&db);
     let m = fleet.monitor("app").expect("monitor");
     let interval = m.config.settings.probes.interval.0;
     let (collectors, events, cancel) = (fleet.collectors(), NoEvents, AtomicBool::new(false));
