@@ -36,6 +36,7 @@ use crate::actions::checkpoint;
 use crate::actions::restore;
 use crate::actions::vacuum;
 use crate::actions::{backup_options, ProgressCell};
+use crate::backup_dir::{TempDir, QUARANTINE_DIR};
 use crate::checks::integrity::{IntegrityOutcome, Mode};
 use crate::collect::series::Counter;
 use crate::fleet::background;
@@ -320,8 +321,6 @@ enum Quarantined {
     NoRoom { free: u64, needed: u64, margin: u64 },
 }
 
-/// Name of the directory under the backup directory holding the quarantined copies.
-const QUARANTINE_DIR: &str = "quarantine";
 /// The time in a quarantine directory's name, `{name}-{stamp}`.
 const QUARANTINE_STAMP: &str = "%Y-%m-%d_%H-%M-%S%.3f";
 
@@ -378,7 +377,10 @@ fn quarantine(
             margin,
         });
     }
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    // Copied into a temp directory that takes the final name only once whole: a recovery
+    // killed mid-copy leaves no partial copy that looks like a quarantined database (the
+    // temp directory is removed when the exporter next starts).
+    let temp = TempDir::create(&root, &format!("{name}-{stamp}"))?;
     for src in sources {
         let mut target = file_name.to_owned();
         target.push(
@@ -386,12 +388,12 @@ fn quarantine(
                 .strip_prefix(&*db.to_string_lossy())
                 .unwrap_or(""),
         );
-        let dst = dir.join(target);
+        let dst = temp.path().join(target);
         std::fs::copy(&src, &dst)?;
         std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600))?;
         std::fs::File::open(&dst)?.sync_all()?;
     }
-    std::fs::File::open(&dir)?.sync_all()?;
+    temp.publish(&dir)?;
     Ok(Quarantined::Copied(dir))
 }
 

@@ -22,11 +22,15 @@ pub use names::{
     wait_for_free_name, ParsedName,
 };
 pub use temp::{
-    ensure_dir, gunzip, gzip, sha256_file, sync_dir, sync_file, write_sidecar, TempFile,
+    ensure_dir, gunzip, gzip, sha256_file, sync_dir, sync_file, write_sidecar, TempDir, TempFile,
 };
 
 /// Suffix of the sidecar written next to each backup.
 pub const META_SUFFIX: &str = ".meta.json";
+
+/// The directory under a backup directory holding copies of corrupt databases, one
+/// subdirectory per copy.
+pub const QUARANTINE_DIR: &str = "quarantine";
 
 const TEMP_SUFFIX: &str = ".tmp";
 /// SQLite's side files of a temp database, removed with it.
@@ -185,16 +189,16 @@ fn read_info(
 }
 
 /// Removes temp files left in `dir` by a killed backup or restore (of any database sharing the
-/// directory). A temp file still in use by a running process is kept: every temp file is
-/// `flock`ed by its owner for its lifetime, so one that can be locked has no owner. Returns the
-/// removed paths.
+/// directory), and temp directories left in its quarantine by a killed recovery. A temp file
+/// or directory still in use by a running process is kept: each is `flock`ed by its owner for
+/// its lifetime, so one that can be locked has no owner. Returns the removed paths.
 pub fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut removed = Vec::new();
+    let mut removed = remove_temp_dirs(&dir.join(QUARANTINE_DIR))?;
     for entry in entries {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {
@@ -240,6 +244,37 @@ pub fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
     }
     if !removed.is_empty() {
         tracing::info!(dir = %dir.display(), count = removed.len(), "removed leftover temp files");
+    }
+    Ok(removed)
+}
+
+/// Removes the unlocked temp directories ([`TempDir`]) in `dir`.
+fn remove_temp_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let is_temp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with('.') && n.ends_with(TEMP_SUFFIX));
+        if !is_temp || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(lock) = File::open(&path) else {
+            continue;
+        };
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue; // in use
+        }
+        fs::remove_dir_all(&path)?;
+        removed.push(path);
     }
     Ok(removed)
 }

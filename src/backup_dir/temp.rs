@@ -108,6 +108,68 @@ impl TempFile {
     }
 }
 
+/// A temp directory in a parent directory, named `.{name}.{nanos}-{pid}.tmp`, mode 0700,
+/// `flock`ed for its lifetime (so [`remove_leftovers`] in another process leaves it alone). It
+/// gets its final name only by [`publish`](Self::publish), once everything in it is written
+/// and synced, so a process killed half-way leaves a temp directory, never a partial copy
+/// under a real name. Removed with its content on drop unless published.
+pub struct TempDir {
+    path: PathBuf,
+    _lock: File,
+    published: bool,
+}
+
+impl TempDir {
+    /// A new temp directory for `name` in `parent`.
+    pub fn create(parent: &Path, name: &str) -> io::Result<TempDir> {
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let path = parent.join(format!(
+            ".{name}.{nanos}-{}{TEMP_SUFFIX}",
+            std::process::id()
+        ));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(io_err(format!("create {}", path.display())))?;
+        let lock = File::open(&path).map_err(io_err(format!("open {}", path.display())))?;
+        // SAFETY: flock on a file descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io_err(format!("lock {}", path.display()))(
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(TempDir {
+            path,
+            _lock: lock,
+            published: false,
+        })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the directory, renames it to `dest` (in the same parent) and syncs the parent.
+    pub fn publish(mut self, dest: &Path) -> io::Result<()> {
+        File::open(&self.path)?.sync_all()?;
+        fs::rename(&self.path, dest)?;
+        self.published = true;
+        if let Some(parent) = dest.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         for side in SIDE_FILES {
@@ -238,6 +300,44 @@ mod tests {
             .is_empty());
         assert!(path.exists());
         drop(tmp);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn temp_dirs_appear_whole_and_leftovers_are_swept() {
+        use std::os::unix::fs::PermissionsExt;
+        let backups = tempfile::tempdir().unwrap();
+        let root = backups.path().join(crate::backup_dir::QUARANTINE_DIR);
+        fs::create_dir(&root).unwrap();
+        let sweep = || super::super::remove_leftovers(backups.path()).unwrap();
+
+        // In use: kept by a sweep (another process may be copying into it).
+        let live = TempDir::create(&root, "app-x").unwrap();
+        assert_eq!(
+            live.path().metadata().unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        fs::write(live.path().join("app.db"), b"half").unwrap();
+        assert!(sweep().is_empty());
+        // Published: under its final name, nothing left behind.
+        live.publish(&root.join("app-x")).unwrap();
+        assert_eq!(fs::read(root.join("app-x/app.db")).unwrap(), b"half");
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 1);
+
+        // Its owner gone without publishing (what SIGKILL leaves): swept.
+        let orphan = TempDir::create(&root, "app-y").unwrap();
+        fs::write(orphan.path().join("app.db"), b"half").unwrap();
+        let path = orphan.path().to_owned();
+        // SAFETY: flock on a descriptor the TempDir owns; releases the lock as exit would.
+        unsafe { libc::flock(orphan._lock.as_raw_fd(), libc::LOCK_UN) };
+        std::mem::forget(orphan); // no drop: nothing removes it but the sweep
+        assert_eq!(sweep(), vec![path.clone()]);
+        assert!(!path.exists() && root.join("app-x/app.db").exists());
+
+        // Dropped unpublished: removed.
+        let dropped = TempDir::create(&root, "app-z").unwrap();
+        let path = dropped.path().to_owned();
+        drop(dropped);
         assert!(!path.exists());
     }
 }
