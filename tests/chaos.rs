@@ -10,7 +10,7 @@
 //! - the temp files of the killed process are gone once the exporter has started again.
 //!
 //! Each case kills `CHAOS_KILLS` times (5 by default, what CI runs; 30 or more for a campaign:
-//! `CHAOS_KILLS=30 cargo test --release --test chaos -- --nocapture`). The moments are drawn
+//! `CHAOS_KILLS=30 cargo test --test chaos -- --nocapture`). The moments are drawn
 //! uniformly over the time an undisturbed run of the same action took, from a seed printed
 //! with the figures (`CHAOS_SEED` replays one).
 
