@@ -14,6 +14,7 @@ use exporter::{build_db, must, value, Exporter};
 use rusqlite::Connection;
 
 /// A WAL database with uncheckpointed frames, held open by `writer` so they stay in the WAL.
+/// Its `user_version` is negative: SQLite prints the header word as a signed number.
 fn wal_db_with_frames(path: &Path) -> Connection {
     let writer = Connection::open(path).unwrap();
     writer
@@ -21,7 +22,8 @@ fn wal_db_with_frames(path: &Path) -> Connection {
             "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
              CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); CREATE INDEX t_v ON t(v);
              WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 300)
-             INSERT INTO t(v) SELECT randomblob(200) FROM c;",
+             INSERT INTO t(v) SELECT randomblob(200) FROM c;
+             PRAGMA user_version = -3;",
         )
         .unwrap();
     writer
@@ -89,7 +91,7 @@ fn metrics_equal_sqlite3_and_a_scrape_leaves_the_wal_as_it_was() {
             "{name} freelist"
         );
         assert_eq!(
-            must(&body, "sqlite_schema_version", &l),
+            must(&body, "sqlite_user_version", &l),
             q("user_version"),
             "{name} user_version"
         );
@@ -576,7 +578,15 @@ databases:
     assert!(!basic
         .iter()
         .any(|l| l.starts_with("sqlite_scrape_collector_duration_seconds")));
+    assert!(!basic.iter().any(|l| l.starts_with("sqlite_schema_cookie")));
     let full = series_of(&body, "full");
+    let cookie: f64 = sqlite3::query_readonly(&d.join("full.db"), "PRAGMA schema_version")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        must(&body, "sqlite_schema_cookie", &[("database", "full")]),
+        cookie
+    );
     assert!(full.len() > 80, "{} series at full detail", full.len());
     let recommendations = full
         .iter()

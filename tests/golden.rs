@@ -88,6 +88,9 @@ databases:
   - name: app
     path: app.db
   - path: tenant.db
+    thresholds:
+      wal_alert_bytes: 1GiB
+      backup_max_age: 8d
   - name: broken
     path: junk.db
   - name: gone

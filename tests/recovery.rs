@@ -1,4 +1,4 @@
-//! Checkpoints, recovery, VACUUM and the opt-in policies (issue 5), over real HTTP and the CLI.
+//! Checkpoints, recovery, VACUUM and the opt-in policies, over real HTTP and the CLI.
 
 #[path = "util/corrupt.rs"]
 mod corrupt;
@@ -345,6 +345,148 @@ fn a_checkpoint_blocked_by_a_reader_says_busy_and_what_it_could_not_copy() {
     let (code, r) = cli(&s, &["checkpoint", "--mode=truncate"], "app");
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["wal_bytes_after"], 0);
+}
+
+/// The length of a file (0 when it does not exist).
+fn len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn wal_of(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+/// `PRAGMA name` of `conn` as a number.
+fn pragma(conn: &Connection, name: &str) -> u64 {
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64
+}
+
+#[test]
+fn a_truncate_checkpoint_reports_the_frames_it_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    // The application's connection stays open, so the WAL is not checkpointed when it closes.
+    let app = Connection::open(&db).unwrap();
+    app.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 4000)
+         INSERT INTO t(v) SELECT randomblob(1000) FROM c;",
+    )
+    .unwrap();
+    let page_size = pragma(&app, "page_size");
+    let wal = wal_of(&db);
+    let wal_before = len(&wal);
+    assert!(wal_before > 4_000_000, "{wal_before} bytes of WAL");
+    // One WAL generation of committed transactions: a 32-byte header, then whole frames.
+    let frames = (wal_before - 32) / (24 + page_size);
+    let s = Setup::new(dir, &[("big", &db)], "", false);
+
+    let (code, r) = cli(&s, &["checkpoint", "--mode=truncate"], "big");
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["busy"], false, "{r}");
+    assert_eq!(r["wal_bytes_before"], wal_before, "{r}");
+    assert_eq!(r["wal_bytes_after"], 0, "{r}");
+    assert_eq!(len(&wal), 0);
+    assert_eq!(r["log_frames"], frames, "the frames the WAL held: {r}");
+    assert_eq!(r["checkpointed_frames"], frames, "every one copied: {r}");
+    assert_eq!(r["frames_not_checkpointed"], 0, "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("({frames} frames copied)")),
+        "{message}"
+    );
+    // They are in the main file now.
+    assert_eq!(len(&db), pragma(&app, "page_count") * page_size);
+    assert_eq!(pragma(&app, "wal_checkpoint"), 0, "nothing left to copy");
+}
+
+/// A WAL database of 4,000 rows of 1 kB checkpointed into its file, then 3,000 of them deleted
+/// (those pages are in the WAL), held open by the returned connection.
+fn wal_db_with_deleted_rows(db: &Path) -> Connection {
+    let app = Connection::open(db).unwrap();
+    app.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+         CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 4000)
+         INSERT INTO t(v) SELECT randomblob(1000) FROM c;
+         PRAGMA wal_checkpoint(TRUNCATE);
+         DELETE FROM t WHERE id > 1000;",
+    )
+    .unwrap();
+    assert!(len(&wal_of(db)) > 0, "the deletion is in the WAL");
+    app
+}
+
+#[test]
+fn vacuum_of_a_wal_database_leaves_the_smaller_file_it_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let app = wal_db_with_deleted_rows(&db);
+    let page_size = pragma(&app, "page_size");
+    let size_before = len(&db);
+    assert!(size_before > 4_000_000, "{size_before}");
+    let s = Setup::new(dir, &[("app", &db)], "", false);
+
+    let (code, r) = cli(&s, &["vacuum"], "app");
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["size_bytes_before"], size_before, "{r}");
+    let pages_after = r["pages_after"].as_u64().unwrap();
+    let size_after = r["size_bytes_after"].as_u64().unwrap();
+    assert_eq!(size_after, len(&db), "the file as VACUUM left it: {r}");
+    assert_eq!(size_after, pages_after * page_size, "{r}");
+    assert!(size_after < size_before / 2, "{r}");
+    // VACUUM wrote the rebuilt database into the WAL; the checkpoint after it moved it into
+    // the file and emptied the WAL.
+    let c = &r["checkpoint"];
+    assert_eq!(c["mode"], "truncate", "{r}");
+    assert_eq!(c["busy"], false, "{r}");
+    assert!(c["log_frames"].as_u64().unwrap() >= pages_after, "{r}");
+    assert_eq!(c["wal_bytes_after"], 0, "{r}");
+    assert_eq!(len(&wal_of(&db)), 0);
+    assert_eq!(pragma(&app, "page_count"), pages_after);
+    assert_eq!(pragma(&app, "freelist_count"), 0);
+    let rows: i64 = app
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1000);
+    drop(app);
+    assert!(integrity_ok(&db));
+}
+
+#[test]
+fn vacuum_says_when_a_reader_keeps_the_file_from_shrinking() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let app = wal_db_with_deleted_rows(&db);
+    let reader = Connection::open(&db).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM t;")
+        .unwrap();
+    let size_before = len(&db);
+    let s = Setup::new(dir, &[("app", &db)], "", false);
+
+    let (code, r) = cli(&s, &["vacuum"], "app");
+    assert_eq!(code, 0, "VACUUM itself completed: {r}");
+    let c = &r["checkpoint"];
+    assert_eq!(
+        c["busy"], true,
+        "the reader's snapshot needs the old pages: {r}"
+    );
+    assert!(c["frames_not_checkpointed"].as_u64().unwrap() > 0, "{r}");
+    assert!(c["wal_bytes_after"].as_u64().unwrap() > 0, "{r}");
+    let size_after = r["size_bytes_after"].as_u64().unwrap();
+    assert_eq!(
+        size_after,
+        len(&db),
+        "the file as it is, not as it will be: {r}"
+    );
+    assert_eq!(size_after, size_before, "{r}");
+    reader.execute_batch("COMMIT;").unwrap();
+    drop(app);
 }
 
 fn fragmented(path: &Path) {

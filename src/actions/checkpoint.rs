@@ -2,13 +2,14 @@
 //!
 //! `PRAGMA wal_checkpoint(MODE)` answers three numbers: whether it was blocked (`busy`), the
 //! frames in the WAL (`log`) and the frames copied into the database (`checkpointed`). We report
-//! them as SQLite gives them, plus the WAL size before and after, and never call a checkpoint
-//! that was blocked a success of its mode: `busy` is true and the frames not copied are listed.
+//! them as SQLite gives them (except after a completed TRUNCATE, see [`run`]), plus the WAL size
+//! before and after, and never call a checkpoint that was blocked a success of its mode: `busy`
+//! is true and the frames not copied are listed.
 //!
 //! FULL, RESTART and TRUNCATE wait for readers and writers through the busy handler, and while
 //! they wait SQLite holds off new writers. That wait is bounded by `actions.checkpoint_timeout`
 //! (1 s by default), not the 30 s action timeout, so a checkpoint can delay the application's
-//! writes by at most that long (Litestream #724: an unbounded RESTART hung an application).
+//! writes by at most that long (an unbounded RESTART has been seen to hang an application).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -71,9 +72,10 @@ pub struct CheckpointReport {
     pub mode: Mode,
     /// SQLite could not finish the mode because a reader or writer was in the way.
     pub busy: bool,
-    /// Frames in the WAL.
+    /// Frames in the WAL (for a completed TRUNCATE: the frames it held before it was emptied).
     pub log_frames: i64,
-    /// Frames copied into the database (cumulative for this WAL).
+    /// Frames copied into the database (cumulative for this WAL; for a completed TRUNCATE,
+    /// every frame of `log_frames`).
     pub checkpointed_frames: i64,
     /// Frames that could not be copied (a reader holds a snapshot that needs them).
     pub frames_not_checkpointed: i64,
@@ -96,6 +98,9 @@ pub enum CheckpointError {
     /// The database is not in WAL mode.
     #[error("database is not in WAL mode (journal_mode={0}); there is nothing to checkpoint")]
     NotWal(String),
+    /// The `-wal` file could not be read to count its frames.
+    #[error("cannot read the WAL: {0}")]
+    Wal(std::io::Error),
     /// SQLite failed.
     #[error("checkpoint failed: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -103,6 +108,15 @@ pub enum CheckpointError {
 
 /// Runs a `mode` checkpoint on the database at `path`. `busy_timeout` bounds waiting for the
 /// connection's locks and for readers and writers (see the module header).
+///
+/// A TRUNCATE that completes resets the WAL header before SQLite fills in its answer, so the
+/// answer reads 0 frames in the log and 0 copied however many were copied. Such a checkpoint
+/// completes only once it has copied every committed frame, so the frames it copied are those
+/// the WAL held when it started: we count them from the `-wal` file just before, as
+/// `sqlite_wal_frames` does (a few reads of frame headers, no lock, no second checkpoint). A
+/// commit that lands between that count and the checkpoint taking the write lock is copied too
+/// but not counted, so under a busy writer the figure can be a little low. A TRUNCATE that
+/// stayed busy reset nothing, and its answer stands.
 pub fn run(
     path: &Path,
     mode: Mode,
@@ -118,12 +132,20 @@ pub fn run(
     if !journal.eq_ignore_ascii_case("wal") {
         return Err(CheckpointError::NotWal(journal));
     }
+    let frames_before = match mode {
+        Mode::Truncate => Some(wal::frames(&wal_path).map_err(CheckpointError::Wal)?),
+        _ => None,
+    };
     let (busy, log, done): (i64, i64, i64) = conn.query_row(
         &format!("PRAGMA wal_checkpoint({})", mode.as_str().to_uppercase()),
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     drop(conn);
+    let (log, done) = match frames_before {
+        Some(n) if busy == 0 => (n as i64, n as i64),
+        _ => (log, done),
+    };
     let wal_bytes_after = wal::file_size(&wal_path).unwrap_or(0);
     let not_done = (log - done).max(0);
     let message = if busy != 0 {
@@ -221,7 +243,7 @@ impl Perform for Request {
                 CheckpointError::Open(o) => open_kind(o),
                 CheckpointError::NotWal(_) => ErrorKind::InvalidInput,
                 CheckpointError::Sqlite(s) if is_locked(s) => ErrorKind::Locked,
-                CheckpointError::Sqlite(_) => ErrorKind::Internal,
+                CheckpointError::Wal(_) | CheckpointError::Sqlite(_) => ErrorKind::Internal,
             };
             ActionError::new(kind, e.to_string())
         })
@@ -245,15 +267,27 @@ mod tests {
     }
 
     #[test]
-    fn truncate_empties_the_wal() {
+    fn truncate_empties_the_wal_and_reports_the_frames_it_copied() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.db");
-        let _app = wal_db(&p);
+        let app = wal_db(&p);
+        let page_size: i64 = app.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        let wal_len = std::fs::metadata(wal::wal_path(&p)).unwrap().len();
+        // One WAL generation, every transaction committed: the file is a header and frames.
+        let frames = (wal_len as i64 - 32) / (24 + page_size);
+        assert!(frames > 50, "{frames} frames");
         let r = run(&p, Mode::Truncate, Duration::from_secs(1)).unwrap();
         assert!(!r.busy, "{r:?}");
-        assert!(r.wal_bytes_before > 0);
+        assert_eq!(r.wal_bytes_before, wal_len);
         assert_eq!(r.wal_bytes_after, 0);
-        assert_eq!(r.log_frames, 0, "after TRUNCATE the WAL is empty");
+        assert_eq!(r.log_frames, frames, "the frames the WAL held: {r:?}");
+        assert_eq!(r.checkpointed_frames, frames, "every one copied: {r:?}");
+        assert_eq!(r.frames_not_checkpointed, 0);
+        assert!(
+            r.message.contains(&format!("({frames} frames copied)")),
+            "{}",
+            r.message
+        );
     }
 
     #[test]

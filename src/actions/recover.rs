@@ -253,6 +253,7 @@ pub fn run(
                     &cfg.path,
                     s.actions.vacuum_disk_margin.0,
                     s.actions.busy_timeout.0,
+                    s.actions.checkpoint_timeout.0,
                 ) {
                     Ok(v) => r.actions.push(format!(
                         "VACUUM: utilization {:.1}% → {:.1}%",

@@ -4,6 +4,15 @@
 //! or WAL, so it needs room for about one more copy of the database. We refuse unless the free
 //! space of the database's file system exceeds the database size plus
 //! `actions.vacuum_disk_margin`, and say so with the figures.
+//!
+//! In WAL mode the rebuilt database lands in the WAL, and the main file keeps its old size
+//! until a checkpoint copies the pages back and cuts the file to the new page count. So VACUUM
+//! is followed by a TRUNCATE checkpoint, bounded like any other by
+//! `actions.checkpoint_timeout`: the file shrinks and the WAL is emptied now, and the report
+//! gives the file as it is afterwards along with that checkpoint's own report. A reader whose
+//! snapshot still needs the old pages makes that checkpoint busy; the file then shrinks at a
+//! later checkpoint, and the report says so rather than announcing a size the file does not
+//! have yet.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,15 +22,17 @@ use serde::Serialize;
 use crate::sqlite::connection::{self, OpenError};
 use serde::Deserialize;
 
+use crate::actions::checkpoint::{self, CheckpointReport};
 use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Perform};
 use crate::collect::series::Counter;
 
 /// What a VACUUM did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VacuumReport {
-    /// File size before.
+    /// Main file size before.
     pub size_bytes_before: u64,
-    /// File size after.
+    /// Main file size after (in WAL mode, after the checkpoint that follows VACUUM: still the
+    /// old size when that checkpoint was busy).
     pub size_bytes_after: u64,
     /// Pages before / after.
     pub pages_before: u64,
@@ -33,6 +44,12 @@ pub struct VacuumReport {
     pub utilization_after: f64,
     /// Free disk space when we checked.
     pub free_disk_bytes: u64,
+    /// In WAL mode, the TRUNCATE checkpoint run after VACUUM to move the rebuilt pages into the
+    /// main file (`None` in rollback-journal mode, where VACUUM writes the file itself, and
+    /// when that checkpoint could not run).
+    pub checkpoint: Option<CheckpointReport>,
+    /// Why that checkpoint could not run, when it could not (VACUUM itself completed).
+    pub checkpoint_error: Option<String>,
     /// Wall time.
     pub duration_seconds: f64,
 }
@@ -79,8 +96,15 @@ pub fn free_disk_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
-/// Checks the disk, then runs VACUUM on the database at `path`.
-pub fn run(path: &Path, margin: u64, busy_timeout: Duration) -> Result<VacuumReport, VacuumError> {
+/// Checks the disk, then runs VACUUM on the database at `path` (waiting up to `busy_timeout`
+/// for the application's locks) and, in WAL mode, a TRUNCATE checkpoint (waiting up to
+/// `checkpoint_timeout`; see the module header).
+pub fn run(
+    path: &Path,
+    margin: u64,
+    busy_timeout: Duration,
+    checkpoint_timeout: Duration,
+) -> Result<VacuumReport, VacuumError> {
     let start = Instant::now();
     let size = connection::preflight(path)
         .map_err(VacuumError::Open)?
@@ -105,7 +129,16 @@ pub fn run(path: &Path, margin: u64, busy_timeout: Duration) -> Result<VacuumRep
     let (pages_before, free_before) = pages(&conn)?;
     conn.execute_batch("VACUUM")?;
     let (pages_after, free_after) = pages(&conn)?;
+    let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
     drop(conn);
+    let (checkpoint, checkpoint_error) = if journal.eq_ignore_ascii_case("wal") {
+        match checkpoint::run(path, checkpoint::Mode::Truncate, checkpoint_timeout) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    } else {
+        (None, None)
+    };
     let size_after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     Ok(VacuumReport {
         size_bytes_before: size,
@@ -119,6 +152,8 @@ pub fn run(path: &Path, margin: u64, busy_timeout: Duration) -> Result<VacuumRep
             (pages_after - free_after) as f64 / pages_after as f64
         },
         free_disk_bytes: free,
+        checkpoint,
+        checkpoint_error,
         duration_seconds: start.elapsed().as_secs_f64(),
     })
 }
@@ -148,7 +183,12 @@ impl Perform for Request {
     fn perform(&self, ctx: &Context<'_>) -> Result<VacuumReport, ActionError> {
         let cfg = &ctx.monitor.config;
         let a = &cfg.settings.actions;
-        run(&cfg.path, a.vacuum_disk_margin.0, a.busy_timeout.0).map_err(|e| {
+        let (margin, busy, checkpoint) = (
+            a.vacuum_disk_margin.0,
+            a.busy_timeout.0,
+            a.checkpoint_timeout.0,
+        );
+        run(&cfg.path, margin, busy, checkpoint).map_err(|e| {
             let kind = match &e {
                 VacuumError::Open(o) => open_kind(o),
                 VacuumError::NotEnoughSpace { .. } => ErrorKind::Refused,
@@ -180,7 +220,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.db");
         fragmented(&p);
-        let r = run(&p, 0, Duration::from_secs(1)).unwrap();
+        let r = run(&p, 0, Duration::from_secs(1), Duration::from_secs(1)).unwrap();
         assert!(r.freelist_pages_before as f64 / r.pages_before as f64 >= 0.3);
         assert!(r.utilization_after >= 0.99, "{r:?}");
         assert!(r.size_bytes_after < r.size_bytes_before);
@@ -192,7 +232,13 @@ mod tests {
         let p = dir.path().join("a.db");
         fragmented(&p);
         let before = std::fs::read(&p).unwrap();
-        let err = run(&p, u64::MAX / 2, Duration::from_secs(1)).unwrap_err();
+        let err = run(
+            &p,
+            u64::MAX / 2,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(matches!(err, VacuumError::NotEnoughSpace { .. }), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), before);
     }

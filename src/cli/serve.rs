@@ -85,6 +85,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         cli.scrape_concurrency,
         events.clone(),
     ));
+    fleet.set_defaults(config.defaults.clone());
     fleet.apply(databases(&config));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -79,6 +79,7 @@ mod tests {
             &Database {
                 name: "app",
                 path: &path,
+                detail: crate::config::Detail::Basic,
             },
             &facts,
             &mut out,

@@ -24,7 +24,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{Detail, Settings};
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::header;
 use series::Series;
@@ -120,6 +120,8 @@ pub struct Database<'a> {
     pub name: &'a str,
     /// Its path (a label of `sqlite_database_info`).
     pub path: &'a Path,
+    /// Its `metrics.detail`: series that only some want are shown at full detail only.
+    pub detail: Detail,
 }
 
 /// How a registered collector runs.
@@ -170,7 +172,7 @@ pub const REGISTRY: &[Registration] = &[
     Registration {
         name: "schema",
         default: true,
-        help: "user_version and schema objects",
+        help: "user_version, schema cookie and schema objects",
         kind: Kind::Scrape(|| Box::new(schema::Schema)),
     },
     Registration {
@@ -337,7 +339,8 @@ pub struct SchemaFacts {
     pub user_version: Option<i64>,
     /// Objects in `sqlite_schema` by type (table, index, view, trigger).
     pub objects: Option<SchemaObjects>,
-    /// The schema cookie they were counted at: while it is unchanged, so are they.
+    /// The schema cookie (`PRAGMA schema_version`) they were counted at: while it is
+    /// unchanged, so are they.
     #[serde(skip)]
     pub cookie: Option<u32>,
 }
@@ -417,7 +420,7 @@ mod tests {
                     views: 0,
                     triggers: 0,
                 }),
-                cookie: None,
+                cookie: Some(3),
             },
             performance: PerformanceFacts {
                 query_seconds: Some(0.001),
@@ -459,7 +462,8 @@ mod tests {
             (
                 "schema",
                 &[
-                    r#"sqlite_schema_version{database="app"} 7"#,
+                    r#"sqlite_user_version{database="app"} 7"#,
+                    r#"sqlite_schema_cookie{database="app"} 3"#,
                     r#"sqlite_schema_objects{database="app",type="table"} 1"#,
                     r#"sqlite_schema_objects{database="app",type="index"} 2"#,
                     r#"sqlite_schema_objects{database="app",type="view"} 0"#,
@@ -473,6 +477,7 @@ mod tests {
         let db = Database {
             name: "app",
             path: Path::new("/d/app.db"),
+            detail: Detail::Full,
         };
         let names: Vec<&str> = set.iter().map(|c| c.name()).collect();
         assert_eq!(names, want.iter().map(|(n, _)| *n).collect::<Vec<_>>());
@@ -494,5 +499,21 @@ mod tests {
             c.series(&db, &Facts::default(), &mut none);
             assert!(none.0.is_empty(), "{name} renders nothing it did not read");
         }
+        // At basic detail the schema cookie is left out: a database's default budget is 40
+        // series.
+        let basic = Database {
+            detail: Detail::Basic,
+            ..db
+        };
+        let mut out = Lines::default();
+        schema::Schema.series(&basic, &facts(), &mut out);
+        let (_, full) = want.iter().find(|(n, _)| *n == "schema").unwrap();
+        let without_cookie: Vec<&str> = full
+            .iter()
+            .copied()
+            .filter(|l| !l.starts_with("sqlite_schema_cookie"))
+            .collect();
+        assert_eq!(out.0, without_cookie);
+        assert_eq!(without_cookie.len(), full.len() - 1);
     }
 }

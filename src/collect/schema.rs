@@ -1,14 +1,25 @@
-//! `schema`: `PRAGMA user_version` and the objects in `sqlite_schema` (O(schema), not O(data)).
+//! `schema`: `PRAGMA user_version`, the schema cookie and the objects in `sqlite_schema`
+//! (O(schema), not O(data)). Both numbers are words of the page 1 header read anyway.
 
+use crate::config::Detail;
 use crate::sqlite::sql::pragma;
 
 use super::series::{Gauge, Series};
 use super::{CollectError, Collector, Database, Facts, FileFacts, SchemaObjects, Scrape};
 
-/// `sqlite_schema_version`: PRAGMA user_version.
+/// `sqlite_user_version`: PRAGMA user_version, the number an application keeps at offset 60
+/// of the header for its own schema migrations.
 pub const USER_VERSION: Gauge = Gauge {
-    name: "sqlite_schema_version",
-    help: "PRAGMA user_version.",
+    name: "sqlite_user_version",
+    help: "PRAGMA user_version: the application's own schema number in the database header (SQLite never changes it).",
+    labels: &["database"],
+};
+/// `sqlite_schema_cookie`: PRAGMA schema_version, the cookie at offset 40 of the header (at
+/// `metrics.detail: full` only).
+pub const SCHEMA_COOKIE: Gauge = Gauge {
+    name: "sqlite_schema_cookie",
+    help:
+        "PRAGMA schema_version: the schema cookie, which SQLite increments at every schema change.",
     labels: &["database"],
 };
 /// `sqlite_schema_objects{type}`.
@@ -18,7 +29,7 @@ pub const OBJECTS: Gauge = Gauge {
     labels: &["database", "type"],
 };
 
-/// Collects the schema version and object counts.
+/// Collects the user version, the schema cookie and the object counts.
 pub struct Schema;
 
 impl Collector for Schema {
@@ -56,6 +67,11 @@ impl Collector for Schema {
         let f = &facts.schema;
         if let Some(v) = f.user_version {
             out.set(&USER_VERSION, &[db.name], v as f64);
+        }
+        // At full detail only: by default a database costs at most 40 series.
+        if let (Some(c), Detail::Full) = (f.cookie, db.detail) {
+            // As `PRAGMA schema_version` prints it: the header word as a signed number.
+            out.set(&SCHEMA_COOKIE, &[db.name], f64::from(c as i32));
         }
         if let Some(o) = f.objects {
             for (t, count) in [

@@ -32,5 +32,6 @@ pub use entries::{is_companion_file, stem, DatabaseConfig, Entry, NameConflict, 
 pub use model::{
     Actions, Auto, Backup, BackupMethod, Compression, Control, Dbstat, Detail, IntegrityCheck,
     IntegrityMode, Metrics, Migrations, Probes, Settings, Thresholds, Verification, WriteProbe,
+    EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT,
 };
 pub use units::{human_size, ByteSize, HumanDuration};

@@ -280,8 +280,8 @@ pub enum Detail {
     /// only the failing collectors, action counters once an action ran (from the start for
     /// the actions a policy runs).
     Basic,
-    /// Everything: fine probe buckets, every recommendation and collector (with its duration)
-    /// and every action counter from the start; about 100 series per database.
+    /// Everything: fine probe buckets, every recommendation and collector (with its duration),
+    /// every action counter from the start and the schema cookie; about 100 series per database.
     Full,
 }
 
@@ -446,4 +446,98 @@ pub struct Control {
     pub enabled: bool,
     /// File with bearer tokens, one per line.
     pub token_file: Option<PathBuf>,
+}
+
+/// How many thresholds are exported as gauges.
+pub const EXPORTED_THRESHOLD_COUNT: usize = 15;
+
+/// The thresholds exported as `sqlite_threshold_*` gauges (metric name, HELP), so that alert
+/// rules and dashboards compare against the configuration instead of copies of its numbers.
+/// Values are in base units: bytes, seconds, ratios.
+pub const EXPORTED_THRESHOLDS: [(&str, &str); EXPORTED_THRESHOLD_COUNT] = [
+    (
+        "sqlite_threshold_wal_checkpoint_bytes",
+        "thresholds.wal_checkpoint_bytes: WAL size above which a checkpoint is recommended.",
+    ),
+    (
+        "sqlite_threshold_wal_critical_bytes",
+        "thresholds.wal_critical_bytes: WAL size above which a checkpoint is recommended now and auto.checkpoint truncates; the WAL warning alert.",
+    ),
+    (
+        "sqlite_threshold_wal_alert_bytes",
+        "thresholds.wal_alert_bytes: WAL size of the critical WAL alert.",
+    ),
+    (
+        "sqlite_threshold_min_utilization_ratio",
+        "thresholds.min_utilization: page utilization below which VACUUM is recommended.",
+    ),
+    (
+        "sqlite_threshold_max_free_ratio",
+        "thresholds.max_free_ratio: share of free pages above which VACUUM is recommended.",
+    ),
+    (
+        "sqlite_threshold_archive_bytes",
+        "thresholds.archive_bytes: database size above which archiving is recommended.",
+    ),
+    (
+        "sqlite_threshold_size_warning_bytes",
+        "thresholds.size_warning_bytes: database size of the size warning alert.",
+    ),
+    (
+        "sqlite_threshold_slow_query_seconds",
+        "thresholds.slow_query: read probe latency above which checking indexes is recommended; the slow query alert.",
+    ),
+    (
+        "sqlite_threshold_slow_write_seconds",
+        "thresholds.slow_write: write probe latency above which optimizing writes is recommended; the slow write alert.",
+    ),
+    (
+        "sqlite_threshold_min_indexes",
+        "thresholds.min_indexes: fewer indexes than this recommends adding indexes (0 disables).",
+    ),
+    (
+        "sqlite_threshold_unhealthy_latency_seconds",
+        "thresholds.unhealthy_latency: a probe slower than this makes the status warning.",
+    ),
+    (
+        "sqlite_threshold_backup_max_age_seconds",
+        "thresholds.backup_max_age: age of the newest verified backup above which a backup is recommended; the backup age alert.",
+    ),
+    (
+        "sqlite_threshold_integrity_check_interval_seconds",
+        "integrity_check.interval: period of the regular integrity check; the staleness alert allows twice this.",
+    ),
+    (
+        "sqlite_threshold_integrity_check_full_interval_seconds",
+        "integrity_check.full_interval: period of the full integrity check.",
+    ),
+    (
+        "sqlite_threshold_backup_interval_seconds",
+        "backup.interval: period of scheduled backups (auto.backup).",
+    ),
+];
+
+impl Settings {
+    /// The values of [`EXPORTED_THRESHOLDS`], in the same order and base units.
+    pub fn exported_thresholds(&self) -> [f64; EXPORTED_THRESHOLD_COUNT] {
+        let t = &self.thresholds;
+        let s = |d: HumanDuration| d.0.as_secs_f64();
+        [
+            t.wal_checkpoint_bytes.0 as f64,
+            t.wal_critical_bytes.0 as f64,
+            t.wal_alert_bytes.0 as f64,
+            t.min_utilization,
+            t.max_free_ratio,
+            t.archive_bytes.0 as f64,
+            t.size_warning_bytes.0 as f64,
+            s(t.slow_query),
+            s(t.slow_write),
+            t.min_indexes as f64,
+            s(t.unhealthy_latency),
+            s(t.backup_max_age),
+            s(self.integrity_check.interval),
+            s(self.integrity_check.full_interval),
+            s(self.backup.interval),
+        ]
+    }
 }

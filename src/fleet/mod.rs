@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::collect::CollectorSet;
-use crate::config::DatabaseConfig;
+use crate::config::{DatabaseConfig, Settings};
 use crate::fleet::events::{Events, ExporterStatus, NoEvents};
 use crate::fleet::health::Status;
 use crate::fleet::monitor::{DatabaseReport, Monitor};
@@ -40,6 +40,9 @@ pub struct Snapshot {
     /// One report per database, shared with the monitor that made it (a database whose report
     /// did not change since the last collection costs the snapshot a pointer).
     pub databases: Vec<Arc<DatabaseReport>>,
+    /// The exported thresholds of the configuration's defaults, which every database without
+    /// its own shares.
+    pub default_thresholds: [f64; crate::config::EXPORTED_THRESHOLD_COUNT],
 }
 
 /// The collection in flight: its result, once published.
@@ -58,6 +61,8 @@ pub struct Fleet {
     last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
     /// The scrape threads, started once; `None` with one worker: the calling thread scrapes.
     pool: Option<rayon::ThreadPool>,
+    /// The configuration's `defaults:` (the built-in ones until set).
+    defaults: RwLock<Arc<Settings>>,
 }
 
 impl Fleet {
@@ -76,6 +81,7 @@ impl Fleet {
             exporter: ExporterStatus::default(),
             in_flight: Mutex::new(None),
             last: Mutex::new(None),
+            defaults: RwLock::new(Arc::new(Settings::default())),
             pool: (workers > 1).then(|| {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(workers)
@@ -102,6 +108,12 @@ impl Fleet {
     /// One monitor by name.
     pub fn monitor(&self, name: &str) -> Option<Arc<Monitor>> {
         self.monitors().get(name).cloned()
+    }
+
+    /// Sets the configuration's `defaults:`, against which each database's thresholds are
+    /// told apart in the exposition.
+    pub fn set_defaults(&self, defaults: Arc<Settings>) {
+        *self.defaults.write().unwrap_or_else(|e| e.into_inner()) = defaults;
     }
 
     /// Makes the fleet monitor exactly `databases`. A database whose name, path and settings
@@ -150,7 +162,16 @@ impl Fleet {
             .map(|r| r.health.status)
             .max()
             .unwrap_or(Status::Healthy);
-        Snapshot { status, databases }
+        let default_thresholds = self
+            .defaults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .exported_thresholds();
+        Snapshot {
+            status,
+            databases,
+            default_thresholds,
+        }
     }
 
     /// The last collection if it finished less than `max_age` ago, else a fresh one. The

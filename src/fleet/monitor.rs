@@ -237,6 +237,9 @@ pub struct DatabaseReport {
     /// How much of it `/metrics` shows.
     #[serde(skip)]
     pub detail: Detail,
+    /// Its settings' exported thresholds (`Settings::exported_thresholds`).
+    #[serde(skip)]
+    pub thresholds: [f64; crate::config::EXPORTED_THRESHOLD_COUNT],
 }
 
 fn serialize_error<S: serde::Serializer>(e: &Option<OpenError>, s: S) -> Result<S::Ok, S::Error> {
@@ -451,6 +454,7 @@ impl Monitor {
             collectors: outcomes,
             health,
             detail: cfg.settings.metrics.detail,
+            thresholds: cfg.settings.exported_thresholds(),
         };
         let mut kept = self.report.lock().unwrap_or_else(|e| e.into_inner());
         match kept.as_ref() {

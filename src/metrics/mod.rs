@@ -25,7 +25,7 @@ use crate::actions::{ACTIONS, ACTION_DURATION};
 use crate::collect::series::{flag, probe_buckets, Gauge, Histogram, Series};
 use crate::collect::{query::QUERY_DURATION, write::WRITE_DURATION};
 use crate::collect::{CollectorSet, Database, PerformanceFacts};
-use crate::config::{Detail, Settings};
+use crate::config::{Detail, Settings, EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT};
 use crate::fleet::events::{Events, ExporterStatus};
 use crate::fleet::monitor::DatabaseReport;
 use crate::fleet::Snapshot;
@@ -46,13 +46,13 @@ pub const UP: Gauge = Gauge {
 /// `sqlite_scrape_collector_success{collector}`.
 pub const COLLECTOR_SUCCESS: Gauge = Gauge {
     name: "sqlite_scrape_collector_success",
-    help: "1 if the collector succeeded at this scrape.",
+    help: "1 if the collector's last run succeeded. Scrape-time collectors run when the database's files changed, the probes every probes.interval, background collectors on their own schedule.",
     labels: DB_COLLECTOR,
 };
 /// `sqlite_scrape_collector_duration_seconds{collector}`.
 pub const COLLECTOR_DURATION: Gauge = Gauge {
     name: "sqlite_scrape_collector_duration_seconds",
-    help: "Time the collector took at this scrape.",
+    help: "Seconds the collector's last run took. Scrape-time collectors run when the database's files changed, the probes every probes.interval, background collectors on their own schedule.",
     labels: DB_COLLECTOR,
 };
 /// `sqlite_exporter_build_info`.
@@ -140,6 +140,26 @@ pub struct EventMetrics {
     databases: Mutex<HashMap<String, DatabaseEvents>>,
     /// Each database's last report and its gauges' text.
     gauges: Mutex<HashMap<String, RenderedGauges>>,
+    /// The text of each database's own thresholds, for those that differ from the defaults,
+    /// with the (own, default) values it was made from.
+    thresholds: Mutex<HashMap<String, RenderedThresholds>>,
+}
+
+/// A database's thresholds, the defaults', and the text of those that differ.
+type RenderedThresholds = (Thresholds, Thresholds, Arc<DatabaseText>);
+
+/// Values of the exported thresholds, in `EXPORTED_THRESHOLDS` order.
+type Thresholds = [f64; EXPORTED_THRESHOLD_COUNT];
+
+/// The metadata of threshold family `i`. `database` is its only label when it has one: the
+/// defaults are one series without labels.
+fn threshold_meta(i: usize) -> Meta {
+    Meta {
+        name: EXPORTED_THRESHOLDS[i].0,
+        help: EXPORTED_THRESHOLDS[i].1,
+        kind: "gauge",
+        database_first: true,
+    }
 }
 
 impl EventMetrics {
@@ -182,9 +202,45 @@ impl EventMetrics {
         text
     }
 
+    /// The series of a database's thresholds that differ from the defaults; `None` when none
+    /// does (then the defaults' series stand for it). Made again only when either changed.
+    fn thresholds(
+        &self,
+        report: &DatabaseReport,
+        defaults: &Thresholds,
+    ) -> Option<Arc<DatabaseText>> {
+        let mut cache = self.thresholds.lock().unwrap_or_else(|e| e.into_inner());
+        if report.thresholds == *defaults {
+            cache.remove(&report.name);
+            return None;
+        }
+        if let Some((own, default, text)) = cache.get(&report.name) {
+            if own == &report.thresholds && default == defaults {
+                return Some(text.clone());
+            }
+        }
+        let mut t = DatabaseText::default();
+        let db = [("database", report.name.as_str())];
+        for (i, (own, default)) in report.thresholds.iter().zip(defaults).enumerate() {
+            if own != default {
+                t.sample(threshold_meta(i), &db, "", *own);
+            }
+        }
+        let text = Arc::new(t.finish());
+        cache.insert(
+            report.name.clone(),
+            (report.thresholds, *defaults, text.clone()),
+        );
+        Some(text)
+    }
+
     /// Forgets the gauges of databases not in `names`.
     fn keep_only(&self, names: &[&str]) {
         let mut cache = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > names.len() {
+            cache.retain(|k, _| names.contains(&k.as_str()));
+        }
+        let mut cache = self.thresholds.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > names.len() {
             cache.retain(|k, _| names.contains(&k.as_str()));
         }
@@ -381,6 +437,7 @@ fn render_gauges(r: &DatabaseReport, collectors: &CollectorSet) -> DatabaseText 
         let db = Database {
             name,
             path: &r.path,
+            detail: r.detail,
         };
         for c in collectors.iter() {
             c.series(&db, &r.facts, &mut g);
@@ -401,6 +458,7 @@ pub fn render(
     for r in &snapshot.databases {
         parts.push(events.gauges(r, collectors));
         parts.extend(events.text(&r.name));
+        parts.extend(events.thresholds(r, &snapshot.default_thresholds));
     }
     let names: Vec<&str> = snapshot.databases.iter().map(|r| r.name.as_str()).collect();
     events.keep_only(&names);
@@ -414,5 +472,11 @@ pub fn render(
     g.set(&DATABASES, &[], snapshot.databases.len() as f64);
     g.set(&RELOAD_SUCCESSFUL, &[], flag(exporter.reload_successful()));
     g.set(&RELOAD_TIMESTAMP, &[], exporter.reload_success_timestamp());
+    // The defaults' thresholds once, without labels: a database has its own series only for
+    // a threshold it sets differently, so alert rules fall back to these (a fleet of ten
+    // thousand databases on the defaults costs fifteen series, not 150,000).
+    for (i, v) in snapshot.default_thresholds.iter().enumerate() {
+        extra.sample(threshold_meta(i), &[], "", *v);
+    }
     text::assemble(&parts, &extra.finish())
 }

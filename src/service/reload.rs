@@ -293,6 +293,7 @@ impl Reloader {
                 error!(conflict = %c, "database skipped");
             }
         }
+        fleet.set_defaults(self.config.defaults.clone());
         fleet.apply(dbs);
         let after = scheduler::backup_dirs(fleet);
         scheduler::remove_backup_leftovers(after.difference(&before));
