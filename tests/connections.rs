@@ -274,6 +274,74 @@ fn sigterm_with_half_sent_requests_held_exits_0_within_the_grace_period() {
 }
 
 #[test]
+fn a_body_trickled_or_never_sent_is_answered_408_after_the_header_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = app_db(dir.path());
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let e = s.start(&["--web.header-read-timeout=1s", "--web.max-connections=2"]);
+    let head = format!(
+        "POST /api/v1/databases/app/checkpoint HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 400\r\n\r\n",
+        s.token
+    );
+    // One client sends the head and stops; the other trickles a byte every 200 ms, which
+    // would take 80 s. Both hold one of the two connections the exporter may have open.
+    let mut stalled = TcpStream::connect(&e.addr).unwrap();
+    stalled.write_all(head.as_bytes()).unwrap();
+    let mut trickled = TcpStream::connect(&e.addr).unwrap();
+    trickled.write_all(head.as_bytes()).unwrap();
+    let start = Instant::now();
+    let trickle = std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        for _ in 0..400 {
+            if trickled.write_all(b" ").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            trickled.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 4096];
+            match trickled.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+            trickled.set_nonblocking(false).unwrap();
+        }
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            start.elapsed(),
+        )
+    });
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stalled.read_to_string(&mut answer);
+    let took = start.elapsed();
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "stalled body: {answer:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "stalled body answered after {took:?}"
+    );
+    let (answer, took) = trickle.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "trickled body: {answer:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "trickled body answered after {took:?}"
+    );
+    // Both connections are free again.
+    metrics_within(&e, Duration::from_secs(1));
+}
+
+#[test]
 fn a_body_declared_too_large_is_refused_at_once_with_the_api_error() {
     let dir = tempfile::tempdir().unwrap();
     let db = app_db(dir.path());

@@ -100,6 +100,13 @@ enum Scope {
 }
 
 fn metric_scope(name: &str) -> Option<Scope> {
+    // Thresholds: the defaults have no `database` label (a database's own series has one).
+    if sqlite_exporter::config::EXPORTED_THRESHOLDS
+        .iter()
+        .any(|(n, _)| *n == name)
+    {
+        return Some(Scope::Exporter);
+    }
     if EXPORTER_METRICS.contains(&name) {
         return Some(Scope::Exporter);
     }

@@ -2,8 +2,9 @@
 //!
 //! Two exporters are scraped every second by one job `sqlite`: the demo (`--demo=DIR`), and one
 //! whose config lists the databases the alerts are about — a corrupt one, a missing path, a
-//! file that is not a database, and two WAL databases held open with 20 MiB and 110 MiB of
-//! uncheckpointed frames. Prometheus loads `alerts/sqlite_exporter.rules.yml` with every `for:`
+//! file that is not a database, and WAL databases held open with 20 MiB and 110 MiB of
+//! uncheckpointed frames, and two more with thresholds of their own in the config file (2 MiB
+//! over its 1 MiB, 20 MiB under its 1 GiB), which the alerts must follow. Prometheus loads `alerts/sqlite_exporter.rules.yml` with every `for:`
 //! cut to 0s and sends to an Alertmanager running `examples/alertmanager.yml` with its webhook
 //! URLs pointed at a receiver inside this test and its group timers cut to a second.
 //!
@@ -11,7 +12,8 @@
 //! the whole job and for the demo alone (two PASSIVE checkpoints of the demo give the panels of
 //! actions in the time range one to show); the integrity, unreadable and WAL alerts must fire for
 //! exactly the databases that deserve them (never the demo); and Alertmanager must deliver
-//! them, routed by severity, with the critical WAL alert inhibiting the warning one.
+//! them, routed by severity, with the critical WAL alert inhibiting the warning one. Last, a
+//! threshold lowered in the config file (and reloaded) makes its alert fire.
 
 #[path = "util/corrupt.rs"]
 mod corrupt;
@@ -61,9 +63,26 @@ fn dashboards_and_alerts_work_on_a_live_prometheus_and_alertmanager() {
     checkpoint_the_demo(&prometheus, &demo, &dir.join("demo"));
     check_dashboards(&prometheus, &demo.addr, &special.addr);
 
-    let expected = expected_alerts(&special.addr);
+    let mut expected = expected_alerts(&special.addr);
     check_alerts(&prometheus, &expected);
     check_notifications(&webhook, &alertmanager, &expected);
+
+    // A threshold changed in the config file moves the alert, with no change to the rules.
+    let mut edited: Value = serde_json::from_str(&read(&config)).unwrap();
+    for entry in edited["databases"].as_array_mut().unwrap() {
+        if entry["name"] == "wal_tolerant" {
+            entry["thresholds"]["wal_critical_bytes"] = "1MiB".into();
+        }
+    }
+    std::fs::write(&config, edited.to_string()).unwrap();
+    special.signal(libc::SIGHUP);
+    special.wait_log(&["configuration reloaded"]);
+    expected.insert((
+        "SQLiteWALLarge".to_string(),
+        "wal_tolerant".to_string(),
+        special.addr.clone(),
+    ));
+    check_alerts(&prometheus, &expected);
 }
 
 /// Runs PASSIVE checkpoints (they never wait for anyone) of the demo through its control API,
@@ -95,13 +114,26 @@ fn checkpoint_the_demo(prometheus: &Prometheus, demo: &Exporter, demo_dir: &Path
 }
 
 /// A database name and the alerts it should fire (all on the special exporter).
-const SPECIAL: [(&str, &[&str]); 5] = [
+const SPECIAL: [(&str, &[&str]); 7] = [
     ("corrupt", &["SQLiteIntegrityCheckFailed"]),
     ("missing", &["SQLiteDatabaseUnreadable"]),
     ("not_a_database", &["SQLiteDatabaseUnreadable"]),
     ("wal_warning", &["SQLiteWALLarge"]),
     ("wal_critical", &["SQLiteWALLarge", "SQLiteWALTooLarge"]),
+    // Thresholds of their own in the config file, which the rules follow: a 2 MiB WAL over
+    // its 1 MiB wal_critical_bytes warns, a 20 MiB one under its 1 GiB ones does not.
+    ("wal_strict", &["SQLiteWALLarge"]),
+    ("wal_tolerant", &[]),
 ];
+
+/// The `thresholds:` of the special databases that set their own.
+fn own_thresholds(name: &str) -> Option<Value> {
+    match name {
+        "wal_strict" => Some(json!({ "wal_critical_bytes": "1MiB" })),
+        "wal_tolerant" => Some(json!({ "wal_critical_bytes": "1GiB", "wal_alert_bytes": "1GiB" })),
+        _ => None,
+    }
+}
 
 /// Builds the special databases as `dir/{name}.db` (`missing` stays missing) and writes the
 /// exporter's config listing them. Returns the config and the connections that keep the WALs
@@ -114,10 +146,18 @@ fn special_databases(dir: &Path) -> (PathBuf, Vec<Connection>) {
     let wal_writers = vec![
         large_wal(&path("wal_warning"), 20),
         large_wal(&path("wal_critical"), 110),
+        large_wal(&path("wal_strict"), 2),
+        large_wal(&path("wal_tolerant"), 20),
     ];
     let databases: Vec<Value> = SPECIAL
         .iter()
-        .map(|(name, _)| json!({ "name": name, "path": path(name) }))
+        .map(|(name, _)| {
+            let mut entry = json!({ "name": name, "path": path(name) });
+            if let Some(t) = own_thresholds(name) {
+                entry["thresholds"] = t;
+            }
+            entry
+        })
         .collect();
     // Probes every second, like the 1 s scrapes, so the 1-minute rate windows of the
     // latency panels have samples within the test's lifetime.

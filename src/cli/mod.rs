@@ -43,7 +43,7 @@ pub struct Cli {
     pub telemetry_path: String,
 
     /// How long a client may take to send a request's headers (a connection's first request
-    /// is timed from accept); 0s for no limit.
+    /// is timed from accept), and a control API request's body after them; 0s for no limit.
     #[arg(long = "web.header-read-timeout", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: std::time::Duration,
 

@@ -114,7 +114,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
                 println!("  landing page  http://{a}/\n  metrics       http://{a}{}\n  health        http://{a}/health", cli.telemetry_path);
             }
         }
-        let state = AppState { fleet: fleet.clone(), events, telemetry_path: cli.telemetry_path.clone(), control, reload, web };
+        let state = AppState { fleet: fleet.clone(), events, telemetry_path: cli.telemetry_path.clone(), control, reload, web, body_deadline: limits(&cli).timeouts.header_read };
         http::serve(listeners, http::router(state), tls, limits(&cli), shutdown::signalled(cancel.clone())).await;
         shutdown::drain_actions(shutdown::ACTION_GRACE).await;
         let _ = stop_tx.send(true);

@@ -15,6 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tower_http::timeout::{DeadlineBody, RequestBodyDeadlineLayer};
 
 use super::auth::Tokens;
 use super::AppState;
@@ -111,14 +112,26 @@ pub const PREFIX: &str = "/api/v1";
 /// The routes under [`PREFIX`], each behind the auth check. A path under it that is no route
 /// gets the API's JSON 404 without being asked for a token.
 pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
+    let deadline = state.body_deadline;
+    let mut r = Router::new()
         .route("/databases", get(list))
         .route("/databases/{name}/health", get(health))
         .route("/databases/{name}/backups", get(backups))
         .route("/databases/{name}/{action}", post(action))
         .route("/jobs/{id}", get(job))
-        .route_layer(middleware::from_fn_with_state(state, auth))
-        .fallback(unknown_route)
+        .route_layer(middleware::from_fn_with_state(state, auth));
+    // A body that has not arrived whole by the deadline is answered 408 ([`read_body`]) and
+    // its connection closed: once a request's head is in, the connection's own timeouts no
+    // longer apply, and a client declaring a body it never sends (or trickles) would hold a
+    // connection, and one of --web.max-connections, for ever.
+    if let Some(d) = deadline {
+        r = r.route_layer(
+            tower::ServiceBuilder::new()
+                .layer(RequestBodyDeadlineLayer::new(d))
+                .map_request(|req: axum::http::Request<DeadlineBody<Body>>| req.map(Body::new)),
+        );
+    }
+    r.fallback(unknown_route)
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {
@@ -143,8 +156,9 @@ async fn auth(State(s): State<AppState>, req: Request, next: Next) -> Response {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+            // The scheme is case-insensitive (RFC 9110): `Bearer`, `bearer`, `BEARER`.
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(str::trim);
     match presented {
@@ -262,11 +276,27 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) if caused_by_deadline(&*e) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive within --web.header-read-timeout",
+        )),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("cannot read request body: {e}"),
         )),
     }
+}
+
+/// Whether `e` or one of its causes is the body deadline's timeout.
+fn caused_by_deadline(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn too_large() -> ApiError {

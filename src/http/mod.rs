@@ -41,6 +41,9 @@ pub struct AppState {
     pub reload: crate::service::reload::ReloadHandle,
     /// `--web.config.file`: basic auth and headers for every endpoint.
     pub web: Option<Arc<web_config::WebConfig>>,
+    /// How long a control API request's body may take to arrive once its head has (the
+    /// header-read timeout again); `None` for no limit.
+    pub body_deadline: Option<std::time::Duration>,
 }
 
 /// The router for every endpoint: landing page, metrics, health, reload and the control API.
