@@ -615,3 +615,56 @@ fn the_demo_keeps_its_backups_and_token_private() {
         "reused backup directory"
     );
 }
+
+/// The process series every client library exports describe the exporter's own process, as
+/// `/proc` tells it, and the exporter reports its own scrape duration and errors.
+#[test]
+fn process_series_describe_the_exporter_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    build_db(&db, "CREATE TABLE t(x);");
+    let e = Exporter::start(&[db.to_str().unwrap()]);
+    let body = e.metrics();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", e.pid())).unwrap();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| {
+                v.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<f64>()
+                    .unwrap()
+            })
+            .unwrap()
+    };
+    let rss = must(&body, "process_resident_memory_bytes", &[]);
+    let vm_rss = field("VmRSS:") * 1024.0;
+    assert!(
+        rss > vm_rss / 2.0 && rss < vm_rss * 2.0,
+        "process_resident_memory_bytes {rss}, VmRSS {vm_rss}"
+    );
+    assert_eq!(must(&body, "process_threads", &[]), field("Threads:"));
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", e.pid()))
+        .unwrap()
+        .count() as f64;
+    let open = must(&body, "process_open_fds", &[]);
+    assert!(
+        (open - fds).abs() <= 3.0,
+        "process_open_fds {open}, /proc fd {fds}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = must(&body, "process_start_time_seconds", &[]);
+    assert!(
+        now - started < 120.0 && started <= now + 1.0,
+        "started {started}, now {now}"
+    );
+    assert!(must(&body, "process_cpu_seconds_total", &[]) >= 0.0);
+    let scrape = must(&body, "sqlite_exporter_scrape_duration_seconds", &[]);
+    assert!(scrape > 0.0 && scrape < 10.0, "scrape duration {scrape}");
+    assert_eq!(must(&body, "sqlite_exporter_scrape_errors_total", &[]), 0.0);
+}

@@ -22,6 +22,15 @@ const VOLATILE: &[&str] = &[
     "sqlite_exporter_config_last_reload_success_timestamp_seconds",
     "sqlite_integrity_check_last_run_timestamp_seconds",
     "sqlite_integrity_check_duration_seconds",
+    "sqlite_exporter_scrape_duration_seconds",
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_virtual_memory_max_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
 ];
 
 fn mask(body: &str, tmp: &str) -> String {

@@ -35,6 +35,10 @@ impl Events for NoEvents {
 pub struct ExporterStatus {
     reload_successful: AtomicBool,
     reload_success_timestamp: AtomicU64,
+    /// Seconds the last `/metrics` collection took (`f64` bits).
+    scrape_seconds: AtomicU64,
+    /// `/metrics` requests that failed.
+    scrape_errors: AtomicU64,
 }
 
 impl Default for ExporterStatus {
@@ -42,6 +46,8 @@ impl Default for ExporterStatus {
         let s = ExporterStatus {
             reload_successful: AtomicBool::new(true),
             reload_success_timestamp: AtomicU64::new(0),
+            scrape_seconds: AtomicU64::new(0f64.to_bits()),
+            scrape_errors: AtomicU64::new(0),
         };
         s.record_reload(true);
         s
@@ -66,5 +72,26 @@ impl ExporterStatus {
     /// Unix time of the last successful (re)load.
     pub fn reload_success_timestamp(&self) -> f64 {
         f64::from_bits(self.reload_success_timestamp.load(Ordering::Relaxed))
+    }
+
+    /// Records how long a `/metrics` collection took.
+    pub fn record_scrape(&self, seconds: f64) {
+        self.scrape_seconds
+            .store(seconds.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Counts a `/metrics` request that could not be answered.
+    pub fn record_scrape_error(&self) {
+        self.scrape_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Seconds the last `/metrics` collection took.
+    pub fn scrape_seconds(&self) -> f64 {
+        f64::from_bits(self.scrape_seconds.load(Ordering::Relaxed))
+    }
+
+    /// `/metrics` requests that failed since start.
+    pub fn scrape_errors(&self) -> u64 {
+        self.scrape_errors.load(Ordering::Relaxed)
     }
 }

@@ -176,15 +176,23 @@ pub async fn bind(addresses: &[String]) -> std::io::Result<Vec<TcpListener>> {
 }
 
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let started = std::time::Instant::now();
     let snapshot = match s.fleet.snapshot().await {
         Ok(x) => x,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => {
+            s.fleet.exporter.record_scrape_error();
+            return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response();
+        }
     };
+    s.fleet
+        .exporter
+        .record_scrape(started.elapsed().as_secs_f64());
     let gzip = accepts_gzip(&headers);
     // Rendering and compressing a large fleet's body is CPU work (tens of milliseconds at
     // 10,000 databases): both run on the blocking pool, never on the async workers that serve
     // every other connection. The compression layer leaves a response that already has a
     // `Content-Encoding` alone.
+    let fleet = s.fleet.clone();
     let rendered = tokio::task::spawn_blocking(move || {
         let body = metrics::render(
             &snapshot,
@@ -200,6 +208,7 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
     })
     .await;
     let Ok(Ok((body, gzipped))) = rendered else {
+        fleet.exporter.record_scrape_error();
         return (StatusCode::INTERNAL_SERVER_ERROR, "rendering failed").into_response();
     };
     let mut resp = body.into_response();

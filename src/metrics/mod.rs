@@ -80,6 +80,36 @@ pub const RELOAD_TIMESTAMP: Gauge = Gauge {
     labels: &[],
 };
 
+/// `sqlite_exporter_scrape_duration_seconds`.
+pub const SCRAPE_DURATION: Gauge = Gauge {
+    name: "sqlite_exporter_scrape_duration_seconds",
+    help: "Seconds this scrape took to collect every database (overlapping scrapes share one collection; rendering the body comes after).",
+    labels: &[],
+};
+/// `sqlite_exporter_scrape_errors_total`.
+const SCRAPE_ERRORS: Meta = Meta {
+    name: "sqlite_exporter_scrape_errors_total",
+    help: "Requests for the metrics that could not be answered (the collection or the rendering failed) since the exporter started.",
+    kind: "counter",
+    database_first: false,
+};
+
+/// The process series every Prometheus client library exports (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`, `process_start_time_seconds`, …), read
+/// from `/proc/self` at each scrape by the `prometheus` crate's collector.
+fn process_text(out: &mut Vec<u8>) {
+    use prometheus::core::Collector as _;
+    use prometheus::Encoder as _;
+    static PROCESS: std::sync::OnceLock<prometheus::process_collector::ProcessCollector> =
+        std::sync::OnceLock::new();
+    let families = PROCESS
+        .get_or_init(prometheus::process_collector::ProcessCollector::for_self)
+        .collect();
+    if let Err(e) = prometheus::TextEncoder::new().encode(&families, out) {
+        tracing::warn!(error = %e, "process metrics");
+    }
+}
+
 /// A histogram's observations: per bucket (each in the first that holds it), sum, count.
 #[derive(Debug, Clone, Default)]
 struct Observed {
@@ -472,11 +502,15 @@ pub fn render(
     g.set(&DATABASES, &[], snapshot.databases.len() as f64);
     g.set(&RELOAD_SUCCESSFUL, &[], flag(exporter.reload_successful()));
     g.set(&RELOAD_TIMESTAMP, &[], exporter.reload_success_timestamp());
+    g.set(&SCRAPE_DURATION, &[], exporter.scrape_seconds());
+    extra.sample(SCRAPE_ERRORS, &[], "", exporter.scrape_errors() as f64);
     // The defaults' thresholds once, without labels: a database has its own series only for
     // a threshold it sets differently, so alert rules fall back to these (a fleet of ten
     // thousand databases on the defaults costs fifteen series, not 150,000).
     for (i, v) in snapshot.default_thresholds.iter().enumerate() {
         extra.sample(threshold_meta(i), &[], "", *v);
     }
-    text::assemble(&parts, &extra.finish())
+    let mut body = text::assemble(&parts, &extra.finish());
+    process_text(&mut body);
+    body
 }
