@@ -264,6 +264,109 @@ fn promtool_check_metrics_finds_nothing() {
     assert!(out.is_empty(), "promtool check metrics reported:\n{out}");
 }
 
+/// Asked for OpenMetrics, as Prometheus asks, the exporter answers in it, and a real
+/// OpenMetrics parser (the Python client library's, Debian `python3-prometheus-client`) reads
+/// every sample the text format has, with the same names, labels and values.
+#[test]
+fn openmetrics_is_served_when_asked_and_a_real_parser_reads_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let _writer = wal_db_with_frames(&a);
+    journal_db_with_free_pages(&b);
+    std::fs::write(dir.path().join("bad.db"), "x".repeat(5000)).unwrap();
+    let bad = dir.path().join("bad.db");
+    // Full detail, so the counters of every action are there too.
+    let config = dir.path().join("sqlite_exporter.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults:\n  metrics:\n    detail: full\n  backup:\n    dir: {}\ndatabases:\n  - path: {}\n  - path: {}\n  - path: {}\n",
+            dir.path().join("backups").display(),
+            a.display(),
+            b.display(),
+            bad.display()
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    // Prometheus's own Accept header.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                  version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let openmetrics = || {
+        let r = exporter::raw(
+            &e.addr,
+            &format!(
+                "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(r.status, 200);
+        assert!(
+            r.head
+                .contains("content-type: application/openmetrics-text; version=1.0.0"),
+            "{}",
+            r.head
+        );
+        String::from_utf8(r.body).unwrap()
+    };
+    let samples = |body: &str| -> std::collections::BTreeSet<String> {
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+            .filter(|s| {
+                !s.starts_with("process_") && !s.starts_with("sqlite_exporter_scrape_duration")
+            })
+            .collect()
+    };
+    // The same series in both formats (background checks add series meanwhile: until two
+    // scrapes in a row agree).
+    let mut om = openmetrics();
+    let mut differ = Vec::new();
+    for _ in 0..100 {
+        let (text, next) = (e.metrics(), openmetrics());
+        let (t, o) = (samples(&text), samples(&next));
+        om = next;
+        differ = t.symmetric_difference(&o).cloned().collect();
+        if differ.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(differ.is_empty(), "series in one format only: {differ:?}");
+    assert!(om.ends_with("# EOF\n"), "no # EOF at the end");
+    assert!(
+        om.contains("# TYPE sqlite_checkpoints counter\n"),
+        "counters are named without _total"
+    );
+    assert!(om.contains("# UNIT sqlite_wal_size_bytes bytes\n"));
+    assert!(om.contains("# TYPE sqlite_database info\n"));
+    let file = dir.path().join("scrape.om");
+    std::fs::write(&file, &om).unwrap();
+    let parser = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        n = sum(len(f.samples) for f in text_string_to_metric_families(open(sys.argv[1]).read()))\n\
+        print(n)\n";
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", parser, file.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run /usr/bin/python3: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'prometheus_client'"),
+        "the OpenMetrics parser is missing: install the Debian package python3-prometheus-client \
+         (tests/run.sh does)"
+    );
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refused the body: {stderr}"
+    );
+    let parsed: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let lines = om
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    assert_eq!(parsed, lines, "the parser read {parsed} of {lines} samples");
+}
+
 fn promtool_check_metrics(file: &Path) -> String {
     use std::process::{Command, Stdio};
     let input = std::fs::File::open(file).unwrap();
@@ -308,7 +411,11 @@ fn metrics_are_gzipped_when_asked_with_the_right_content_type() {
             "{accept}: {}",
             r.head
         );
-        assert!(r.head.contains("vary: accept-encoding"), "{}", r.head);
+        assert!(
+            r.head.contains("vary: accept, accept-encoding"),
+            "{}",
+            r.head
+        );
         let mut text = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut text)
             .unwrap();
@@ -325,7 +432,11 @@ fn metrics_are_gzipped_when_asked_with_the_right_content_type() {
             "{accept:?}: {}",
             r.head
         );
-        assert!(r.head.contains("vary: accept-encoding"), "{}", r.head);
+        assert!(
+            r.head.contains("vary: accept, accept-encoding"),
+            "{}",
+            r.head
+        );
         let text = String::from_utf8(r.body).unwrap();
         assert!(text.contains("sqlite_up{database=\"a\"} 1"), "{text}");
     }

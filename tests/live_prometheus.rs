@@ -62,6 +62,7 @@ fn dashboards_and_alerts_work_on_a_live_prometheus_and_alertmanager() {
     prometheus.wait_for_samples(5);
     checkpoint_the_demo(&prometheus, &demo, &dir.join("demo"));
     check_dashboards(&prometheus, &demo.addr, &special.addr);
+    check_openmetrics_ingestion(&prometheus, &special.addr);
 
     let mut expected = expected_alerts(&special.addr);
     check_alerts(&prometheus, &expected);
@@ -111,6 +112,47 @@ fn checkpoint_the_demo(prometheus: &Prometheus, demo: &Exporter, demo_dir: &Path
     });
     assert!(scraped.is_some(), "Prometheus never scraped `{series}`");
     checkpoint();
+}
+
+/// Prometheus asks for OpenMetrics (this version always prefers it), and ingests every family
+/// the exporter serves in it: each metric name of an OpenMetrics scrape of `exporter` is in the
+/// TSDB for that target.
+fn check_openmetrics_ingestion(prometheus: &Prometheus, exporter: &str) {
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                  version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let r = exporter::raw(
+        exporter,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(
+        r.head.contains("application/openmetrics-text"),
+        "{}",
+        r.head
+    );
+    let body = String::from_utf8(r.body).unwrap();
+    let served: BTreeSet<String> = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+    let mut missing = Vec::new();
+    let ingested = eventually(PATIENCE, || {
+        let found: BTreeSet<String> = prometheus
+            .query(&format!(
+                "count by (__name__) ({{job=\"{JOB}\", instance=\"{exporter}\"}})"
+            ))
+            .iter()
+            .filter_map(|s| s["metric"]["__name__"].as_str().map(str::to_string))
+            .collect();
+        missing = served.difference(&found).cloned().collect();
+        missing.is_empty().then_some(())
+    });
+    assert!(
+        ingested.is_some(),
+        "served in OpenMetrics but not in Prometheus: {missing:?}"
+    );
 }
 
 /// A database name and the alerts it should fire (all on the special exporter).

@@ -188,6 +188,11 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
         .exporter
         .record_scrape(started.elapsed().as_secs_f64());
     let gzip = accepts_gzip(&headers);
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(metrics::openmetrics::preferred);
     // Rendering and compressing a large fleet's body is CPU work (tens of milliseconds at
     // 10,000 databases): both run on the blocking pool, never on the async workers that serve
     // every other connection. The compression layer leaves a response that already has a
@@ -200,6 +205,11 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
             &s.events,
             &s.fleet.exporter,
         );
+        let body = if openmetrics {
+            metrics::openmetrics::from_text(&body)
+        } else {
+            body
+        };
         if gzip {
             gzip_fast(&body).map(|b| (b, true))
         } else {
@@ -215,9 +225,16 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(metrics::CONTENT_TYPE),
+        HeaderValue::from_static(if openmetrics {
+            metrics::openmetrics::CONTENT_TYPE
+        } else {
+            metrics::CONTENT_TYPE
+        }),
     );
-    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, accept-encoding"),
+    );
     if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

@@ -15,6 +15,7 @@
 //!
 //! Uses every layer up to `actions`; used by `http`.
 
+pub mod openmetrics;
 mod text;
 
 use std::collections::{BTreeMap, HashMap};
