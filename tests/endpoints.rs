@@ -81,3 +81,57 @@ fn metrics_at_the_root_take_the_landing_page_s_place() {
     assert_eq!(e.get("/metrics").0, 404);
     assert_eq!(e.get("/-/healthy").0, 200);
 }
+
+/// `--web.systemd-socket` serves on the socket systemd passes (here systemd's own
+/// `systemd-socket-activate`, Debian package `systemd`), and refuses to start without one.
+#[test]
+fn systemd_socket_activation_serves_on_the_passed_socket_and_fails_without_one() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = app_db(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["-l", &listen])
+        .arg(binary())
+        .args(["--web.systemd-socket", db.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap_or_else(|e| {
+        panic!("cannot run systemd-socket-activate ({e}); it is in the Debian package systemd")
+    });
+    // systemd-socket-activate starts the exporter at the first connection.
+    let first = std::thread::spawn({
+        let listen = listen.clone();
+        move || {
+            for _ in 0..50 {
+                if let Ok(s) = std::net::TcpStream::connect(&listen) {
+                    return s;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!("nothing listens on {listen}");
+        }
+    });
+    let daemon = exporter::Daemon::watch(child, "msg=listening");
+    drop(first.join().unwrap());
+    assert_eq!(daemon.addr, listen, "serves on the passed socket");
+    let (code, body) = daemon.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(body.contains("sqlite_up{database=\"app\"} 1"), "{body}");
+    drop(daemon);
+
+    let out = Command::new(binary())
+        .args(["--web.systemd-socket", db.to_str().unwrap()])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("systemd passed no sockets"), "{stderr}");
+}

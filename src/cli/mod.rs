@@ -29,6 +29,11 @@ pub struct Cli {
     #[arg(long = "web.listen-address", value_name = "ADDR", default_value = DEFAULT_LISTEN, action = ArgAction::Append)]
     pub listen_addresses: Vec<String>,
 
+    /// Serve on the sockets systemd passes (socket activation, `LISTEN_FDS`) instead of
+    /// binding --web.listen-address.
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
+
     /// Web configuration file (exporter-toolkit format): TLS, basic auth, response headers.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,

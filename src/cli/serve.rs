@@ -105,7 +105,7 @@ pub fn run(inv: Invocation) -> anyhow::Result<i32> {
         // The demo serves its control API, so unless told otherwise it listens on loopback only.
         let demo_default = demo.is_some() && cli.listen_addresses == [crate::cli::DEFAULT_LISTEN];
         let addresses = if demo_default { vec![format!("127.0.0.1{}", crate::cli::DEFAULT_LISTEN)] } else { cli.listen_addresses.clone() };
-        let listeners = http::bind(&addresses).await?;
+        let listeners = if cli.systemd_socket { http::systemd_listeners()? } else { http::bind(&addresses).await? };
         if let Some(d) = &demo {
             let addrs: Vec<String> = listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.to_string()).collect();
             println!("sqlite_exporter demo: database {} (backups in {})", d.database.display(), d.backup_dir.display());

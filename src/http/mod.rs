@@ -157,6 +157,37 @@ async fn web_layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
     resp
 }
 
+/// The listening TCP sockets systemd passed (`LISTEN_FDS`, `LISTEN_PID`), in order. An error
+/// when there are none or one is not a listening TCP socket, so a unit that forgot its
+/// `.socket` fails at start instead of serving nothing.
+pub fn systemd_listeners() -> std::io::Result<Vec<TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    if fds.len() == 0 {
+        return Err(std::io::Error::other(
+            "--web.systemd-socket: systemd passed no sockets (LISTEN_FDS unset or not for this \
+             process); start it from a .socket unit, or drop the flag",
+        ));
+    }
+    let mut out = Vec::new();
+    for i in 0..fds.len() {
+        let l = fds
+            .take_tcp_listener(i)
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("--web.systemd-socket: socket {i}: {e}"))
+            })?
+            .ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "--web.systemd-socket: socket {i} is not a TCP socket"
+                ))
+            })?;
+        l.set_nonblocking(true)?;
+        let l = TcpListener::from_std(l)?;
+        info!(address = %l.local_addr()?, "listening");
+        out.push(l);
+    }
+    Ok(out)
+}
+
 /// Binds every listen address first (so a bad one fails start-up before anything is served).
 pub async fn bind(addresses: &[String]) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
