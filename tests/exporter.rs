@@ -446,6 +446,30 @@ fn metrics_are_gzipped_when_asked_with_the_right_content_type() {
         landing.contains("<td>a</td>") && landing.contains("/metrics"),
         "{landing}"
     );
+    // Each database's last check and newest backup, the collectors, a link to its health.
+    for part in [
+        "<th>Last integrity check</th>",
+        "<th>Newest verified backup</th>",
+        "Collectors: info, size, wal, schema",
+        "<a href=\"/health?database=a\">JSON</a>",
+    ] {
+        assert!(landing.contains(part), "no {part:?} in {landing}");
+    }
+    let (code, one) = e.get("/health?database=a");
+    assert_eq!(code, 200, "{one}");
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(one["name"], "a", "{one}");
+    assert_eq!(e.get("/health?database=nope").0, 404);
+    exporter::eventually(
+        30,
+        "the landing page to show the first integrity check",
+        || {
+            let page = e.get("/").1;
+            ["quick", "full"]
+                .iter()
+                .any(|mode| page.contains(&format!("<td>ok ({mode}, just now)</td>")))
+        },
+    );
     assert_eq!(e.get("/-/healthy").0, 200);
     assert_eq!(e.get("/-/ready").0, 200);
 }

@@ -42,6 +42,7 @@ pub struct Snapshot {
     pub databases: Vec<Arc<DatabaseReport>>,
     /// The exported thresholds of the configuration's defaults, which every database without
     /// its own shares.
+    #[serde(skip)]
     pub default_thresholds: [f64; crate::config::EXPORTED_THRESHOLD_COUNT],
 }
 

@@ -318,8 +318,34 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip > 0.0 && identity.is_none_or(|i| gzip >= i)
 }
 
-async fn health(State(s): State<AppState>) -> Response {
-    match s.fleet.latest(crate::fleet::SHOWN_MAX_AGE).await {
+#[derive(serde::Deserialize)]
+struct HealthQuery {
+    database: Option<String>,
+}
+
+/// `GET /health`: every database; `?database=NAME`: that one (404 when it is not monitored).
+/// 503 when a database shown is critical.
+async fn health(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<HealthQuery>,
+) -> Response {
+    let snapshot = s.fleet.latest(crate::fleet::SHOWN_MAX_AGE).await;
+    if let (Some(name), Ok(snap)) = (&q.database, &snapshot) {
+        let Some(r) = snap.databases.iter().find(|r| &r.name == name) else {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no database {name:?} is monitored\n"),
+            )
+                .into_response();
+        };
+        let code = if r.health.status == crate::fleet::health::Status::Critical {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        return (code, Json(r.as_ref().clone())).into_response();
+    }
+    match snapshot {
         Ok(snap) => {
             let code = if snap.status == crate::fleet::health::Status::Critical {
                 StatusCode::SERVICE_UNAVAILABLE
