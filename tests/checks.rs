@@ -1,4 +1,4 @@
-//! End-to-end tests of the background checks (issue 3) through the real binary: corruption
+//! End-to-end tests of the background checks through the real binary: corruption
 //! found by the right check, dbstat and tables against the `sqlite3` CLI, interrupted checks
 //! reported unknown, and the `check` CLI with `--full`.
 

@@ -11,6 +11,10 @@ const CASES: &[(&str, &str)] = &[
         "tests/testdata/bad-auto-not-bool.yml: defaults.auto.checkpoint: invalid type: string \"sometimes\", expected a boolean (line 3, column 17)",
     ),
     (
+        "bad-blank-glob.yml",
+        "tests/testdata/bad-blank-glob.yml: databases[0].glob: expected a glob pattern, got only whitespace \"  \"",
+    ),
+    (
         "bad-control-without-token.yml",
         "tests/testdata/bad-control-without-token.yml: control.token_file: expected a token file when the control API is enabled",
     ),
@@ -25,6 +29,10 @@ const CASES: &[(&str, &str)] = &[
     (
         "bad-duration.yml",
         "tests/testdata/bad-duration.yml: defaults.thresholds.slow_query: invalid duration \"fast\" (expected number at 0); expected a duration such as 250ms, 5m or 24h (line 3, column 17)",
+    ),
+    (
+        "bad-empty-glob.yml",
+        "tests/testdata/bad-empty-glob.yml: databases[0].glob: expected a glob pattern, got an empty string",
     ),
     (
         "bad-empty-query.yml",
@@ -45,6 +53,18 @@ const CASES: &[(&str, &str)] = &[
     (
         "bad-keep-zero.yml",
         "tests/testdata/bad-keep-zero.yml: defaults.backup.keep: expected at least 1 backup to keep",
+    ),
+    (
+        "bad-label-empty.yml",
+        "tests/testdata/bad-label-empty.yml: databases[0].labels.tier: expected a value (an empty label value is no label at all)",
+    ),
+    (
+        "bad-label-name.yml",
+        "tests/testdata/bad-label-name.yml: defaults.labels.tenant-id: expected a label name of letters, digits and `_`, not starting with a digit",
+    ),
+    (
+        "bad-label-reserved.yml",
+        "tests/testdata/bad-label-reserved.yml: databases[0].labels.database: `database` is a label the exporter or Prometheus sets itself; choose another name",
     ),
     (
         "bad-name.yml",
@@ -72,7 +92,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "bad-unknown-database-key.yml",
-        "tests/testdata/bad-unknown-database-key.yml: databases[0].pth: unknown field `pth`, expected one of `name`, `path`, `glob`, `thresholds`, `integrity_check`, `probes`, `backup`, `auto`, `migrations`, `dbstat`, `actions`, `metrics` (line 3, column 5)",
+        "tests/testdata/bad-unknown-database-key.yml: databases[0].pth: unknown field `pth`, expected one of `name`, `path`, `glob`, `thresholds`, `integrity_check`, `probes`, `backup`, `auto`, `migrations`, `dbstat`, `actions`, `metrics`, `labels` (line 3, column 5)",
     ),
     (
         "bad-unknown-top-key.yml",

@@ -1,4 +1,4 @@
-//! The control API over real HTTP (issue 4): authentication on every route, backups and
+//! The control API over real HTTP: authentication on every route, backups and
 //! restores with their error statuses, one action at a time, async jobs, and a backup killed
 //! with SIGKILL leaving nothing behind.
 
@@ -304,6 +304,34 @@ fn a_corrupt_source_is_refused_and_no_backup_appears() {
             &[("database", "bad")]
         ),
         1.0
+    );
+}
+
+#[test]
+fn an_integrity_check_of_a_file_that_is_not_a_database_is_refused_naming_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let notdb = dir.path().join("notes.db");
+    std::fs::write(&notdb, "not a database, just notes\n".repeat(200)).unwrap();
+    let s = Setup::new(dir, &[("notdb", &notdb)], "", true);
+    let e = s.start(&[]);
+    let (code, v) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/notdb/integrity-check",
+        Some(&s.token),
+        None,
+    );
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(
+        v["error"],
+        "integrity check could not run: file is not a SQLite database"
+    );
+    // The CLI refuses it the same way, with the exit code of a refusal.
+    let (code, v) = cli(&s, &["integrity-check", "notdb"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(
+        v["error"],
+        "integrity check could not run: file is not a SQLite database"
     );
 }
 

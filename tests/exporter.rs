@@ -803,3 +803,75 @@ fn process_series_describe_the_exporter_process() {
     assert!(scrape > 0.0 && scrape < 10.0, "scrape duration {scrape}");
     assert_eq!(must(&body, "sqlite_exporter_scrape_errors_total", &[]), 0.0);
 }
+
+/// Static labels (`labels:` in `defaults:`, on a path entry and on a glob entry) are on every
+/// series of their database, and only there.
+#[test]
+fn static_labels_are_on_every_series_of_their_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let _writer = wal_db_with_frames(&dir.path().join("a.db"));
+    journal_db_with_free_pages(&dir.path().join("tenant-b.db"));
+    let config = dir.path().join("sqlite_exporter.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults:\n  labels: {{region: eu}}\n  metrics: {{detail: full}}\n  backup: {{dir: {d}/backups}}\n\
+             databases:\n  - name: a\n    path: {d}/a.db\n    labels: {{tenant: acme, tier: gold}}\n\
+             \x20 - glob: \"{d}/tenant-*.db\"\n    labels: {{tenant: bravo, region: us}}\n",
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let body = e.metrics_until(
+        std::time::Duration::from_secs(30),
+        "the integrity check of a",
+        |b| value(b, "sqlite_integrity_check_success", &[("database", "a")]).is_some(),
+    );
+    let samples: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
+    for line in &samples {
+        let want: &[&str] = if line.contains("database=\"a\"") {
+            &["region=\"eu\"", "tenant=\"acme\"", "tier=\"gold\""]
+        } else if line.contains("database=\"tenant-b\"") {
+            &["region=\"us\"", "tenant=\"bravo\""]
+        } else {
+            &[]
+        };
+        for label in want {
+            assert!(line.contains(label), "{line} lacks {label}");
+        }
+        if want.is_empty() {
+            assert!(
+                !line.contains("tenant="),
+                "an exporter series with a static label: {line}"
+            );
+        }
+    }
+    assert!(samples
+        .iter()
+        .any(|l| l.starts_with("sqlite_write_duration_seconds_bucket{")
+            && l.contains("tenant=\"acme\"")));
+    let scrape = dir.path().join("scrape.prom");
+    std::fs::write(&scrape, &body).unwrap();
+    let out = promtool_check_metrics(&scrape);
+    assert!(out.is_empty(), "promtool check metrics reported:\n{out}");
+}
+
+/// Every label the exporter puts on a series is one a static label may not take.
+#[test]
+fn every_label_the_exporter_sets_is_reserved() {
+    let golden = std::fs::read_to_string(tools::repo_path("tests/testdata/golden.prom")).unwrap();
+    for line in golden.lines().filter(|l| !l.starts_with('#')) {
+        let Some((_, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let labels = rest.rsplit_once('}').unwrap().0;
+        for pair in labels.split("\",") {
+            let name = pair.split_once('=').unwrap().0;
+            assert!(
+                sqlite_exporter::config::RESERVED_LABELS.contains(&name),
+                "label {name} (in {line}) is not reserved"
+            );
+        }
+    }
+}

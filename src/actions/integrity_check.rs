@@ -3,12 +3,13 @@
 
 use serde::Deserialize;
 
-use crate::actions::{ActionError, Context, ErrorKind, Perform};
+use crate::actions::{open_kind, ActionError, Context, ErrorKind, Perform};
 use crate::checks::integrity::IntegrityOutcome;
 use crate::checks::IntegrityResult;
 use crate::collect::series::Counter;
 use crate::config::IntegrityMode;
 use crate::fleet::background;
+use crate::sqlite::interrupt::Stop;
 
 /// An integrity check on request is not counted: its result has series of its own.
 pub const COUNTERS: Option<(&Counter, &Counter)> = None;
@@ -29,15 +30,19 @@ impl Perform for Request {
     fn perform(&self, ctx: &Context<'_>) -> Result<Option<IntegrityResult>, ActionError> {
         let m = ctx.monitor;
         let mode = self.mode.unwrap_or(m.config.settings.integrity_check.mode);
-        match background::run_integrity(m, mode, ctx.cancel) {
-            IntegrityOutcome::Completed(_) => Ok(m.checks().integrity),
-            IntegrityOutcome::Interrupted { .. } | IntegrityOutcome::Failed(_) => {
-                let why = m
-                    .checks()
-                    .integrity_incomplete
-                    .unwrap_or_else(|| "integrity check did not complete".into());
-                Err(ActionError::new(ErrorKind::Internal, why))
-            }
-        }
+        let outcome = background::run_integrity(m, mode, ctx.cancel);
+        let kind = match &outcome {
+            IntegrityOutcome::Completed(_) => return Ok(m.checks().integrity),
+            // A file that could not be checked is answered like any action's open failure: a
+            // file that is not a database (or too damaged to read) is refused, naming why.
+            IntegrityOutcome::Failed(e) => open_kind(e),
+            IntegrityOutcome::Interrupted {
+                reason: Stop::Cancelled,
+                ..
+            } => ErrorKind::Cancelled,
+            // The check ran out of time: nothing is known about the file.
+            IntegrityOutcome::Interrupted { .. } => ErrorKind::Internal,
+        };
+        Err(ActionError::new(kind, outcome.to_string()))
     }
 }

@@ -318,11 +318,22 @@ fn subcommand_of(args: &[std::ffi::OsString]) -> Option<&str> {
         .find(|a| Command::has_subcommand(a))
 }
 
-/// clap's error without its `error: ` prefix, usage and tips: one sentence.
+/// clap's error without its `error: ` prefix, usage and tips, on one line: its first
+/// paragraph, with the lines under the first (the missing arguments, the possible values)
+/// joined to it. Plain text: clap's `Display` leaves the colours out.
 fn usage_message(e: &clap::Error) -> String {
     let text = e.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let mut lines = text.lines().take_while(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let rest: Vec<&str> = lines.map(str::trim).collect();
+    if rest.is_empty() {
+        first.to_string()
+    } else if first.ends_with(':') {
+        format!("{first} {}", rest.join(", "))
+    } else {
+        format!("{first} {}", rest.join(" "))
+    }
 }
 
 /// Parses explicit arguments.
@@ -391,5 +402,34 @@ mod tests {
         .unwrap();
         assert_eq!(i.cli.listen_addresses, vec![":1", "127.0.0.1:2"]);
         assert_eq!(crate::http::normalize_listen_address(":1"), "[::]:1");
+    }
+
+    #[test]
+    fn a_usage_message_is_one_line_naming_what_is_wrong() {
+        let message = |args: &[&str], color: clap::ColorChoice| {
+            let e = command()
+                .color(color)
+                .try_get_matches_from(args)
+                .unwrap_err();
+            usage_message(&e)
+        };
+        for color in [clap::ColorChoice::Never, clap::ColorChoice::Always] {
+            assert_eq!(
+                message(&["x", "checkpoint"], color),
+                "the following required arguments were not provided: <DATABASE>"
+            );
+            assert_eq!(
+                message(&["x", "restore"], color),
+                "the following required arguments were not provided: <DATABASE>, <BACKUP>"
+            );
+            assert_eq!(
+                message(&["x", "checkpoint", "--bogus", "a.db"], color),
+                "unexpected argument '--bogus' found"
+            );
+            assert_eq!(
+                message(&["x", "--log.level=loud", "checkpoint", "a.db"], color),
+                "invalid value 'loud' for '--log.level <LOG_LEVEL>' [possible values: debug, info, warn, error]"
+            );
+        }
     }
 }

@@ -135,6 +135,16 @@ impl Config {
                         ))
                     }
                     (Some(p), None) => Source::Path(base.join(p)),
+                    (None, Some(g)) if g.trim().is_empty() => {
+                        return Err(err(
+                            format!("{at}.glob"),
+                            if g.is_empty() {
+                                "expected a glob pattern, got an empty string".into()
+                            } else {
+                                format!("expected a glob pattern, got only whitespace {g:?}")
+                            },
+                        ))
+                    }
                     (None, Some(g)) => {
                         let pattern = base.join(g).to_string_lossy().into_owned();
                         glob::Pattern::new(&pattern).map_err(|e| {

@@ -31,7 +31,7 @@ pub use decode::{Config, ConfigError};
 pub use entries::{is_companion_file, stem, DatabaseConfig, Entry, NameConflict, Source};
 pub use model::{
     Actions, Auto, Backup, BackupMethod, Compression, Control, Dbstat, Detail, IntegrityCheck,
-    IntegrityMode, Metrics, Migrations, Probes, Settings, Thresholds, Verification, WriteProbe,
-    EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT,
+    IntegrityMode, Labels, Metrics, Migrations, Probes, Settings, Thresholds, Verification,
+    WriteProbe, EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT, RESERVED_LABELS,
 };
 pub use units::{human_size, ByteSize, HumanDuration};

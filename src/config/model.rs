@@ -6,6 +6,7 @@
 //! twin and the key-by-key overlay; `settings!` does the same for the whole `Settings` and the
 //! raw `defaults:` / `databases:` entry types the decoder reads.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -86,6 +87,74 @@ section! {
         unhealthy_latency: HumanDuration = secs(1),
         /// Newest verified backup older than this recommends `backup`.
         backup_max_age: HumanDuration = secs(25 * 3600),
+    }
+}
+
+/// Label names the exporter or Prometheus puts on series itself; a static label may not take
+/// one of them (it would clash with, or be renamed by, theirs).
+pub const RESERVED_LABELS: &[&str] = &[
+    "database",
+    "collector",
+    "status",
+    "recommendation",
+    "table",
+    "action",
+    "mode",
+    "state",
+    "type",
+    "path",
+    "journal_mode",
+    "auto_vacuum",
+    "encoding",
+    "sqlite_version",
+    "version",
+    "revision",
+    "le",
+    "quantile",
+    "job",
+    "instance",
+];
+
+/// Static labels put on every series of a database (`labels: {tenant: acme, tier: gold}`),
+/// in name order. Set in `defaults:` or per entry (glob entries too); an entry's labels add to
+/// and override the defaults' key by key.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Labels(pub Vec<(String, String)>);
+
+/// `labels:` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub(super) struct RawLabels(BTreeMap<String, String>);
+
+impl Labels {
+    fn overlay(&mut self, raw: &RawLabels) {
+        let mut all: BTreeMap<String, String> = self.0.drain(..).collect();
+        all.extend(raw.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.0 = all.into_iter().collect();
+    }
+
+    /// Why the labels cannot be used, with the offending key.
+    fn problem(&self) -> Option<(String, String)> {
+        self.0.iter().find_map(|(name, value)| {
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let why = if !valid {
+                "expected a label name of letters, digits and `_`, not starting with a digit"
+                    .to_string()
+            } else if name.starts_with("__") {
+                "label names starting with `__` are reserved by Prometheus".to_string()
+            } else if RESERVED_LABELS.contains(&name.as_str()) {
+                format!("`{name}` is a label the exporter or Prometheus sets itself; choose another name")
+            } else if value.is_empty() {
+                "expected a value (an empty label value is no label at all)".to_string()
+            } else {
+                return None;
+            };
+            Some((name.clone(), why))
+        })
     }
 }
 
@@ -361,11 +430,16 @@ settings! {
     actions: Actions / RawActions,
     /// Per-database detail in `/metrics`.
     metrics: Metrics / RawMetrics,
+    /// Static labels on every series of the database.
+    labels: Labels / RawLabels,
 }
 
 impl Settings {
     /// Checks values that their types alone cannot; `at` is the key path of this settings block.
     pub(super) fn validate(&self, at: &str) -> Result<(), (String, String)> {
+        if let Some((name, why)) = self.labels.problem() {
+            return Err((format!("{at}labels.{name}"), why));
+        }
         let t = &self.thresholds;
         let ratio = |key: &str, v: f64| {
             if (0.0..=1.0).contains(&v) {

@@ -158,6 +158,14 @@ pub fn read(
         header::read_facts(|| MainFile::read(file), Some(&wal), cursor).map_err(|e| {
             match header::header_error(&e) {
                 Some(HeaderError::BadMagic) => Unread::Failed(OpenError::NotADatabase),
+                // A database cut inside its header: SQLite would open it (the missing bytes
+                // read as zeros) and fail at its first real read.
+                Some(HeaderError::TooShort { len }) => Unread::Failed(OpenError::Corrupt(
+                    format!(
+                        "database disk image is malformed (the file is {len} bytes, shorter than the {}-byte database header)",
+                        header::HEADER_LEN
+                    ),
+                )),
                 _ => Unread::AskSqlite(e.to_string()),
             }
         })?;
@@ -264,6 +272,32 @@ mod tests {
             !Stamp::read(&path).unwrap().unchanged_since(&before),
             "a new inode"
         );
+    }
+
+    #[test]
+    fn a_file_shorter_than_the_header_is_not_asked_of_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        let read_short = |content: &[u8]| {
+            std::fs::write(&path, content).unwrap();
+            let file = File::open(&path).unwrap();
+            let stamp = Stamp::read(&path).unwrap();
+            read(&path, &file, &stamp, None, |_| false).map(|_| ())
+        };
+        // Cut inside its header: a damaged database, whatever SQLite makes of it.
+        match read_short(&bytes[..50]) {
+            Err(Unread::Failed(OpenError::Corrupt(m))) => assert!(
+                m.contains("50 bytes, shorter than the 100-byte database header"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A few bytes of something else: not a database.
+        assert!(matches!(
+            read_short(b"hello\n"),
+            Err(Unread::Failed(OpenError::NotADatabase))
+        ));
     }
 
     #[test]

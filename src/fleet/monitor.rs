@@ -237,6 +237,9 @@ pub struct DatabaseReport {
     /// How much of it `/metrics` shows.
     #[serde(skip)]
     pub detail: Detail,
+    /// Static labels on every series of the database, in name order.
+    #[serde(skip)]
+    pub labels: Vec<(String, String)>,
     /// Its settings' exported thresholds (`Settings::exported_thresholds`).
     #[serde(skip)]
     pub thresholds: [f64; crate::config::EXPORTED_THRESHOLD_COUNT],
@@ -454,6 +457,7 @@ impl Monitor {
             collectors: outcomes,
             health,
             detail: cfg.settings.metrics.detail,
+            labels: cfg.settings.labels.0.clone(),
             thresholds: cfg.settings.exported_thresholds(),
         };
         let mut kept = self.report.lock().unwrap_or_else(|e| e.into_inner());

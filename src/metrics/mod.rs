@@ -176,8 +176,14 @@ pub struct EventMetrics {
     thresholds: Mutex<HashMap<String, RenderedThresholds>>,
 }
 
-/// A database's thresholds, the defaults', and the text of those that differ.
-type RenderedThresholds = (Thresholds, Thresholds, Arc<DatabaseText>);
+/// A database's thresholds, the defaults', its static labels, and the text of those that
+/// differ.
+type RenderedThresholds = (
+    Thresholds,
+    Thresholds,
+    Vec<(String, String)>,
+    Arc<DatabaseText>,
+);
 
 /// Values of the exported thresholds, in `EXPORTED_THRESHOLDS` order.
 type Thresholds = [f64; EXPORTED_THRESHOLD_COUNT];
@@ -206,8 +212,9 @@ impl EventMetrics {
         events.version += 1;
     }
 
-    /// The text of a database's events, made again only when they changed.
-    fn text(&self, database: &str) -> Option<Arc<DatabaseText>> {
+    /// The text of a database's events, made again only when they changed (a change of its
+    /// static labels comes with a new monitor, whose addition counts as a change).
+    fn text(&self, database: &str, labels: &[(String, String)]) -> Option<Arc<DatabaseText>> {
         let mut all = self.databases.lock().unwrap_or_else(|e| e.into_inner());
         let e = all.get_mut(database)?;
         if let Some((v, t)) = &e.text {
@@ -215,7 +222,7 @@ impl EventMetrics {
                 return Some(t.clone());
             }
         }
-        let text = Arc::new(render_events(database, e));
+        let text = Arc::new(render_events(database, e, labels));
         e.text = Some((e.version, text.clone()));
         Some(text)
     }
@@ -245,12 +252,12 @@ impl EventMetrics {
             cache.remove(&report.name);
             return None;
         }
-        if let Some((own, default, text)) = cache.get(&report.name) {
-            if own == &report.thresholds && default == defaults {
+        if let Some((own, default, labels, text)) = cache.get(&report.name) {
+            if own == &report.thresholds && default == defaults && *labels == report.labels {
                 return Some(text.clone());
             }
         }
-        let mut t = DatabaseText::default();
+        let mut t = DatabaseText::with_labels(&report.labels);
         let db = [("database", report.name.as_str())];
         for (i, (own, default)) in report.thresholds.iter().zip(defaults).enumerate() {
             if own != default {
@@ -260,7 +267,12 @@ impl EventMetrics {
         let text = Arc::new(t.finish());
         cache.insert(
             report.name.clone(),
-            (report.thresholds, *defaults, text.clone()),
+            (
+                report.thresholds,
+                *defaults,
+                report.labels.clone(),
+                text.clone(),
+            ),
         );
         Some(text)
     }
@@ -385,8 +397,8 @@ fn histogram_meta(h: &'static Histogram) -> Meta {
     }
 }
 
-fn render_events(database: &str, e: &DatabaseEvents) -> DatabaseText {
-    let mut t = DatabaseText::default();
+fn render_events(database: &str, e: &DatabaseEvents, labels: &[(String, String)]) -> DatabaseText {
+    let mut t = DatabaseText::with_labels(labels);
     let db = [("database", database)];
     for (h, o) in [(&QUERY_DURATION, &e.query), (&WRITE_DURATION, &e.write)] {
         if let Some(o) = o {
@@ -438,7 +450,7 @@ fn render_events(database: &str, e: &DatabaseEvents) -> DatabaseText {
 }
 
 fn render_gauges(r: &DatabaseReport, collectors: &CollectorSet) -> DatabaseText {
-    let mut text = DatabaseText::default();
+    let mut text = DatabaseText::with_labels(&r.labels);
     let mut g = GaugeText(&mut text);
     let name = r.name.as_str();
     let full = r.detail == Detail::Full;
@@ -488,7 +500,7 @@ pub fn render(
     let mut parts = Vec::with_capacity(snapshot.databases.len() * 2);
     for r in &snapshot.databases {
         parts.push(events.gauges(r, collectors));
-        parts.extend(events.text(&r.name));
+        parts.extend(events.text(&r.name, &r.labels));
         parts.extend(events.thresholds(r, &snapshot.default_thresholds));
     }
     let names: Vec<&str> = snapshot.databases.iter().map(|r| r.name.as_str()).collect();

@@ -50,6 +50,8 @@ pub struct DatabaseText {
     /// Once finished, the other families (their entries interleave with other databases'),
     /// in name order, entries sorted.
     sorted: Vec<(Meta, Vec<Entry>)>,
+    /// The database's static labels, added to every sample while the text is built.
+    static_labels: Vec<(String, String)>,
 }
 
 /// A family's part of one database's text.
@@ -61,9 +63,32 @@ enum Part<'a> {
 }
 
 impl DatabaseText {
+    /// An empty text whose every sample also carries `labels` (the database's static labels).
+    pub fn with_labels(labels: &[(String, String)]) -> Self {
+        DatabaseText {
+            static_labels: labels.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// `labels` and the static labels.
+    fn all_labels<'a>(&'a self, labels: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut all = labels.to_vec();
+        all.extend(
+            self.static_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        all
+    }
+
     /// Adds one sample of `meta` with `labels` (name, value pairs, in any order).
     pub fn sample(&mut self, meta: Meta, labels: &[(&str, &str)], suffix: &str, value: f64) {
-        let (key, text) = line(meta.name, suffix, labels, None, value);
+        let (key, text) = if self.static_labels.is_empty() {
+            line(meta.name, suffix, labels, None, value)
+        } else {
+            line(meta.name, suffix, &self.all_labels(labels), None, value)
+        };
         self.push(meta, key, text);
     }
 
@@ -78,6 +103,13 @@ impl DatabaseText {
         sum: f64,
         count: u64,
     ) {
+        let all;
+        let labels = if self.static_labels.is_empty() {
+            labels
+        } else {
+            all = self.all_labels(labels);
+            &all[..]
+        };
         let mut text = String::new();
         let mut cumulative = 0;
         for (bound, n) in bounds.iter().zip(buckets) {
@@ -121,6 +153,7 @@ impl DatabaseText {
     /// without sort keys: the cache of a fleet's text is the exporter's largest use of memory,
     /// and one string per database instead of two per series is a fraction of it.
     pub fn finish(mut self) -> Self {
+        self.static_labels = Vec::new();
         let building = std::mem::take(&mut self.building);
         let mut capacity = 0;
         for (meta, entries) in building.values() {

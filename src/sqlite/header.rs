@@ -393,14 +393,18 @@ pub fn parse_header(bytes: &[u8; HEADER_LEN]) -> Result<DatabaseHeader, HeaderEr
     })
 }
 
-/// [`parse_header`] on whatever prefix of the file was read (shorter than 100 bytes is
-/// [`HeaderError::TooShort`]); bytes past 100 are ignored.
+/// [`parse_header`] on whatever prefix of the file was read; bytes past 100 are ignored.
+/// Shorter than 100 bytes is [`HeaderError::TooShort`] when the bytes there agree with the
+/// magic (a database cut inside its header), else [`HeaderError::BadMagic`].
 pub fn parse_header_prefix(bytes: &[u8]) -> Result<DatabaseHeader, HeaderError> {
     match bytes.get(..HEADER_LEN) {
         Some(b) => {
             let mut h = [0u8; HEADER_LEN];
             h.copy_from_slice(b);
             parse_header(&h)
+        }
+        None if !MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) => {
+            Err(HeaderError::BadMagic)
         }
         None => Err(HeaderError::TooShort { len: bytes.len() }),
     }

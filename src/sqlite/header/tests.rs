@@ -217,6 +217,14 @@ fn magic_versions_and_fractions() {
         Err(HeaderError::TooShort { len: 99 })
     );
     assert_eq!(
+        parse_header_prefix(b"SQLite"),
+        Err(HeaderError::TooShort { len: 6 })
+    );
+    assert_eq!(
+        parse_header_prefix(b"not a database\n"),
+        Err(HeaderError::BadMagic)
+    );
+    assert_eq!(
         header_error(&HeaderError::BadMagic.into()),
         Some(HeaderError::BadMagic)
     );
