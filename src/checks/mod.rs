@@ -6,6 +6,7 @@
 pub mod timetable;
 
 pub mod backups;
+pub mod custom_queries;
 pub mod dbstat;
 pub mod integrity;
 pub mod migrations;
@@ -128,6 +129,9 @@ pub struct Checks {
     pub runs: BTreeMap<&'static str, RunOutcome>,
     /// The backups in the backup directory, when it exists (or scheduled backups are on).
     pub backups: Option<BackupSummary>,
+    /// The last run of each custom query, by query name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_queries: BTreeMap<String, custom_queries::QueryResult>,
 }
 
 /// What the backup directory holds for one database.
@@ -387,5 +391,6 @@ impl Checks {
             out.set(&TABLE_ROWS, &[database, &t.table], t.rows as f64);
             out.set(&TABLE_SIZE, &[database, &t.table], t.size_bytes as f64);
         }
+        custom_queries::series(database, self.custom_queries.values(), out);
     }
 }

@@ -42,6 +42,10 @@ pub struct Schedule {
     next_backup_scan: Instant,
     next_probe: Instant,
     running: bool,
+    /// When each custom query (in `queries:` order) runs next.
+    next_queries: Vec<Instant>,
+    /// Whether a run of this database's due custom queries is under way.
+    queries_running: bool,
 }
 
 /// First probes of a batch of databases start at most this far apart, so a handful of
@@ -67,7 +71,45 @@ impl Schedule {
             next_backup_scan: now,
             next_probe: now + probes.mul_f64(position),
             running: false,
+            next_queries: settings
+                .queries
+                .0
+                .iter()
+                .map(|q| {
+                    now + q
+                        .interval
+                        .0
+                        .min(PROBE_SPACING * batch.max(1) as u32)
+                        .mul_f64(position)
+                })
+                .collect(),
+            queries_running: false,
         }
+    }
+
+    /// The custom queries (indexes into `queries:`) due at `now`, advancing each one's next
+    /// run by its interval and marking them running until [`Schedule::queries_finished`];
+    /// empty while a run is under way. Custom queries are not jobs: they run beside the
+    /// integrity check and the dbstat scans, each bounded by its own timeout.
+    pub fn queries_due(&mut self, settings: &Settings, now: Instant) -> Vec<usize> {
+        let queries = &settings.queries.0;
+        if self.queries_running {
+            return Vec::new();
+        }
+        self.next_queries.resize(queries.len(), now);
+        let due: Vec<usize> = (0..queries.len())
+            .filter(|&i| now >= self.next_queries[i])
+            .collect();
+        for &i in &due {
+            self.next_queries[i] = now + queries[i].interval.0;
+        }
+        self.queries_running = !due.is_empty();
+        due
+    }
+
+    /// The run started by [`Schedule::queries_due`] has ended.
+    pub fn queries_finished(&mut self) {
+        self.queries_running = false;
     }
 
     /// Whether the probes are due at `now`; if so, the next run is set one interval later.
@@ -199,6 +241,34 @@ mod tests {
             !fleet.probe_due(&s, t0 + half + Duration::from_secs(1)),
             "once per interval"
         );
+    }
+
+    #[test]
+    fn custom_queries_come_each_on_its_own_interval_one_run_at_a_time() {
+        let mut s = settings();
+        let query = |name: &str, secs: u64| crate::config::CustomQuery {
+            name: name.into(),
+            help: String::new(),
+            sql: "SELECT 1 AS v".into(),
+            values: vec!["v".into()],
+            labels: Vec::new(),
+            kind: crate::config::QueryType::Gauge,
+            interval: crate::config::HumanDuration(Duration::from_secs(secs)),
+            timeout: crate::config::HumanDuration(Duration::from_secs(1)),
+        };
+        s.queries.0 = vec![query("a", 10), query("b", 30)];
+        let t0 = Instant::now();
+        let mut t = Schedule::staggered(&s, 0.0, 1, t0);
+        assert_eq!(t.queries_due(&s, t0), [0, 1]);
+        assert!(
+            t.queries_due(&s, t0 + Duration::from_secs(20)).is_empty(),
+            "still running"
+        );
+        t.queries_finished();
+        assert_eq!(t.queries_due(&s, t0 + Duration::from_secs(20)), [0]);
+        t.queries_finished();
+        assert!(t.queries_due(&s, t0 + Duration::from_secs(25)).is_empty());
+        assert_eq!(t.queries_due(&s, t0 + Duration::from_secs(30)), [0, 1]);
     }
 
     #[test]

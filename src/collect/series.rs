@@ -65,10 +65,44 @@ pub fn probe_buckets(settings: &Settings) -> Vec<f64> {
     edges
 }
 
+/// A family whose name is known only at run time (a custom query's), of type `kind`
+/// (`gauge` or `counter`). Name and help are interned ([`intern`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// Metric name.
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// `gauge` or `counter`.
+    pub kind: &'static str,
+}
+
+/// `text` as a `&'static str`, kept once per distinct text for the life of the process: the
+/// names and help texts of custom queries, which change only with the configuration.
+pub fn intern(text: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static TEXTS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut texts = TEXTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(t) = texts.get(text) {
+        return t;
+    }
+    let t: &'static str = Box::leak(text.to_string().into_boxed_str());
+    texts.insert(t);
+    t
+}
+
 /// Where rendered gauge values go.
 pub trait Series {
     /// Sets `gauge{labels} = value`; `labels` are the values of `gauge.labels`, in order.
     fn set(&mut self, gauge: &'static Gauge, labels: &[&str], value: f64);
+
+    /// Sets `family{labels} = value` for a family declared at run time; `labels` are
+    /// (name, value) pairs.
+    fn set_family(&mut self, family: Family, labels: &[(&str, &str)], value: f64);
 }
 
 /// 1 for true, 0 for false.
@@ -94,5 +128,11 @@ impl Series for Lines {
             .collect();
         self.0
             .push(format!("{}{{{}}} {value}", gauge.name, pairs.join(",")));
+    }
+
+    fn set_family(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        self.0
+            .push(format!("{}{{{}}} {value}", family.name, pairs.join(",")));
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::entries::stem;
+use super::entries::{glob_matches, stem};
+use super::model::{CustomQuery, Queries};
 use super::model::{RawDatabase, RawSettings};
 use super::{token_file, Control, Entry, Settings, Source};
 
@@ -171,6 +172,21 @@ impl Config {
                 (None, Source::Path(p)) => stem(p),
                 (None, Source::Glob(g)) => g.clone(),
             };
+            // A glob's databases share one schema as a rule (per-tenant files of one app), so
+            // a few of its files find a bad query without opening thousands at every load.
+            let files = match &source {
+                Source::Path(p) => vec![p.clone()],
+                Source::Glob(g) => glob_matches(g)
+                    .into_iter()
+                    .take(PREPARED_GLOB_MATCHES)
+                    .map(|(_, p)| p)
+                    .collect(),
+            };
+            for file in &files {
+                if let Some((key, message)) = prepare_queries(file, &settings.queries) {
+                    return Err(err(format!("{at}.queries{key}"), message));
+                }
+            }
             entries.push(Entry {
                 name,
                 source,
@@ -183,6 +199,9 @@ impl Config {
                 "control.token_file".into(),
                 "expected a token file when the control API is enabled".into(),
             ));
+        }
+        if let Some((key, message)) = families_agree(&defaults, &entries) {
+            return Err(err(key, message));
         }
         let config = Config {
             entries,
@@ -249,6 +268,98 @@ pub(crate) fn yaml_message(e: &serde_yaml::Error) -> String {
     }
 }
 
+/// How many of a glob entry's files its custom queries are prepared against at load.
+const PREPARED_GLOB_MATCHES: usize = 3;
+
+/// Prepares each custom query against the database at `path` (a read-only connection; nothing
+/// is executed), so that bad SQL, a missing table or a missing value or label column is found
+/// at load. A database that does not exist yet or cannot be opened or read now is skipped:
+/// its queries fail at run time instead. Returns the key below `queries` and the reason.
+fn prepare_queries(path: &Path, queries: &Queries) -> Option<(String, String)> {
+    if queries.0.is_empty() || !path.is_file() {
+        return None;
+    }
+    let conn =
+        crate::sqlite::connection::open_read_only(path, std::time::Duration::from_millis(500))
+            .ok()?;
+    for (i, q) in queries.0.iter().enumerate() {
+        if let Some((key, why)) = prepare_one(&conn, q) {
+            return Some((format!("[{i}].{key}"), why));
+        }
+    }
+    None
+}
+
+fn prepare_one(conn: &rusqlite::Connection, q: &CustomQuery) -> Option<(&'static str, String)> {
+    let stmt = match conn.prepare(&q.sql) {
+        Ok(stmt) => stmt,
+        // SQLITE_ERROR is the statement's fault (syntax, no such table or column); anything
+        // else (busy, locked, damaged file) is the database's state now, for run time to see.
+        Err(e @ rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::Unknown => {
+            return Some(("sql", format!("the statement does not prepare: {e}")));
+        }
+        Err(e @ (rusqlite::Error::MultipleStatement | rusqlite::Error::SqlInputError { .. })) => {
+            return Some(("sql", format!("the statement does not prepare: {e}")));
+        }
+        Err(_) => return None,
+    };
+    if !stmt.readonly() {
+        return Some((
+            "sql",
+            "expected a statement that only reads (SELECT)".into(),
+        ));
+    }
+    let names = stmt.column_names();
+    if names.is_empty() {
+        return Some(("sql", "the statement returns no columns".into()));
+    }
+    for (key, list) in [("values", &q.values), ("labels", &q.labels)] {
+        if let Some(c) = list.iter().find(|c| !names.contains(&c.as_str())) {
+            return Some((
+                key,
+                format!(
+                    "column {c:?} is not among the statement's columns ({})",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Families of the same name made by queries of different databases must agree on type and
+/// help, or the exposition would declare one family twice. Returns the key and the reason.
+fn families_agree(defaults: &Settings, entries: &[Entry]) -> Option<(String, String)> {
+    let mut seen: std::collections::BTreeMap<String, (&CustomQuery, String)> =
+        std::collections::BTreeMap::new();
+    let all = std::iter::once(("defaults".to_string(), defaults)).chain(
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("databases[{i}]"), e.settings.as_ref())),
+    );
+    for (at, settings) in all {
+        for (j, q) in settings.queries.0.iter().enumerate() {
+            let key = format!("{at}.queries[{j}]");
+            for family in q.families() {
+                match seen.get(&family) {
+                    Some((first, first_key)) if first.kind != q.kind || first.help != q.help => {
+                        return Some((
+                            format!("{key}.name"),
+                            format!("metric {family:?} is also made by {first_key} with another type or help; one metric has one type and one help"),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(family, (q, key.clone()));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 fn validate_name(n: &str) -> Result<(), String> {
     let ok = !n.is_empty()
         && n.len() <= 128
@@ -286,6 +397,50 @@ mod tests {
         assert_eq!(t.slow_query, HumanDuration(Duration::from_millis(10)));
         assert_eq!(t.min_indexes, 0);
         assert_eq!(t.slow_write, HumanDuration(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn an_entrys_queries_replace_the_defaults_and_are_prepared_against_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t1.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE jobs (state TEXT)")
+            .unwrap();
+        let query = |name: &str, table: &str| {
+            format!("\n      - {{ name: {name}, sql: \"SELECT count(*) AS n FROM {table}\", values: [n] }}")
+        };
+        let text = |entry_queries: &str| {
+            format!(
+                "defaults:\n  queries:{}{}\ndatabases:\n  - path: missing.db\n  - glob: \"t*.db\"{entry_queries}\n",
+                query("a", "jobs"),
+                query("b", "jobs"),
+            )
+        };
+        let file = dir.path().join("c.yml");
+        let c = Config::from_yaml(&text(""), &file).unwrap();
+        assert_eq!(c.entries[1].settings.queries.0.len(), 2);
+        let c = Config::from_yaml(
+            &text(&format!("\n    queries:{}", query("c", "jobs"))),
+            &file,
+        )
+        .unwrap();
+        let names: Vec<&str> = c.entries[1]
+            .settings
+            .queries
+            .0
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect();
+        assert_eq!(names, ["c"], "an entry's list replaces the defaults'");
+        // The glob's match exists, so its query is prepared; the missing file's is not.
+        let e = Config::from_yaml(
+            &text(&format!("\n    queries:{}", query("c", "absent"))),
+            &file,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "databases[1].queries[0].sql", "{e}");
+        assert!(e.message.contains("no such table: absent"), "{e}");
     }
 
     #[test]

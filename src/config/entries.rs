@@ -112,7 +112,7 @@ pub fn stem(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-fn glob_matches(pattern: &str) -> Vec<(String, PathBuf)> {
+pub(super) fn glob_matches(pattern: &str) -> Vec<(String, PathBuf)> {
     let Ok(paths) = glob::glob(pattern) else {
         return Vec::new();
     };

@@ -30,8 +30,9 @@ pub(crate) use decode::yaml_message;
 pub use decode::{Config, ConfigError};
 pub use entries::{is_companion_file, stem, DatabaseConfig, Entry, NameConflict, Source};
 pub use model::{
-    Actions, Auto, Backup, BackupMethod, Compression, Control, Dbstat, Detail, IntegrityCheck,
-    IntegrityMode, Labels, Metrics, Migrations, Probes, Settings, Thresholds, Verification,
-    WriteProbe, EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT, RESERVED_LABELS,
+    Actions, Auto, Backup, BackupMethod, Compression, Control, CustomQuery, Dbstat, Detail,
+    IntegrityCheck, IntegrityMode, Labels, Metrics, Migrations, Probes, Queries, QueryType,
+    Settings, Thresholds, Verification, WriteProbe, EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT,
+    RESERVED_LABELS,
 };
 pub use units::{human_size, ByteSize, HumanDuration};

@@ -113,6 +113,7 @@ pub const RESERVED_LABELS: &[&str] = &[
     "quantile",
     "job",
     "instance",
+    "query",
 ];
 
 /// Static labels put on every series of a database (`labels: {tenant: acme, tier: gold}`),
@@ -136,12 +137,7 @@ impl Labels {
     /// Why the labels cannot be used, with the offending key.
     fn problem(&self) -> Option<(String, String)> {
         self.0.iter().find_map(|(name, value)| {
-            let valid = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            let why = if !valid {
+            let why = if !is_label_name(name) {
                 "expected a label name of letters, digits and `_`, not starting with a digit"
                     .to_string()
             } else if name.starts_with("__") {
@@ -155,6 +151,238 @@ impl Labels {
             };
             Some((name.clone(), why))
         })
+    }
+}
+
+/// Whether `name` is a label name: letters, digits and `_`, not starting with a digit.
+fn is_label_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The Prometheus type of a custom query's families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryType {
+    /// A value that goes up and down.
+    #[default]
+    Gauge,
+    /// A value that only goes up (family names end in `_total`).
+    Counter,
+}
+
+impl QueryType {
+    /// `gauge` or `counter`, as in the `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryType::Gauge => "gauge",
+            QueryType::Counter => "counter",
+        }
+    }
+}
+
+/// One custom query (`queries:`): SQL run in the background on its own schedule, each result
+/// row a series of every value column's family.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomQuery {
+    /// Metric name (the family name when there is one value column, else its prefix).
+    pub name: String,
+    /// HELP text.
+    pub help: String,
+    /// The SQL, one read-only statement.
+    pub sql: String,
+    /// Columns holding the values, one family each.
+    pub values: Vec<String>,
+    /// Columns holding label values, in order.
+    pub labels: Vec<String>,
+    /// The families' type.
+    pub kind: QueryType,
+    /// How often it runs.
+    pub interval: HumanDuration,
+    /// A run taking longer is interrupted.
+    pub timeout: HumanDuration,
+}
+
+impl CustomQuery {
+    /// The family name of each value column, in `values` order: `name` alone for one value
+    /// column, `{name}_{column}` for several.
+    pub fn families(&self) -> Vec<String> {
+        match self.values.as_slice() {
+            [_] => vec![self.name.clone()],
+            many => many.iter().map(|c| format!("{}_{c}", self.name)).collect(),
+        }
+    }
+}
+
+/// The custom queries of a database, in file order. Set in `defaults:` or per entry; an
+/// entry's list replaces the defaults' list (it does not add to it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Queries(pub Vec<CustomQuery>);
+
+/// One `queries:` item as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping")]
+pub(super) struct RawQuery {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    help: Option<String>,
+    #[serde(default)]
+    sql: Option<String>,
+    #[serde(default)]
+    values: Option<Vec<String>>,
+    #[serde(default)]
+    labels: Option<Vec<String>>,
+    #[serde(default, rename = "type")]
+    kind: Option<QueryType>,
+    #[serde(default)]
+    interval: Option<HumanDuration>,
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+}
+
+/// `queries:` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub(super) struct RawQueries(Vec<RawQuery>);
+
+/// Metric name prefixes of the exporter's own families; a custom query may not use them.
+const OWN_PREFIXES: &[&str] = &["sqlite_", "process_"];
+
+impl Queries {
+    /// Replaces the whole list (an entry's queries do not add to the defaults'); each item
+    /// takes the built-in `type`, `interval` and `timeout` where it sets none, and what a
+    /// required key lacks is reported by [`Queries::problem`].
+    fn overlay(&mut self, raw: &RawQueries) {
+        self.0 = raw
+            .0
+            .iter()
+            .map(|q| CustomQuery {
+                name: q.name.clone().unwrap_or_default(),
+                help: q.help.clone().unwrap_or_default(),
+                sql: q.sql.clone().unwrap_or_default(),
+                values: q.values.clone().unwrap_or_default(),
+                labels: q.labels.clone().unwrap_or_default(),
+                kind: q.kind.unwrap_or_default(),
+                interval: q.interval.unwrap_or(secs(60)),
+                timeout: q.timeout.unwrap_or(secs(5)),
+            })
+            .collect();
+    }
+
+    /// Why the queries cannot be used, with the offending key below `queries`
+    /// (`[1].labels`); `labels` are the database's static labels.
+    fn problem(&self, labels: &Labels) -> Option<(String, String)> {
+        let mut families: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, q) in self.0.iter().enumerate() {
+            let at = |key: &str| format!("[{i}].{key}");
+            let name = &q.name;
+            if name.is_empty() {
+                return Some((at("name"), "expected a metric name".into()));
+            }
+            if !is_label_name(name) || name.starts_with("__") {
+                return Some((
+                    at("name"),
+                    format!("invalid metric name {name:?}; expected letters, digits and `_`, not starting with a digit or `__`"),
+                ));
+            }
+            if let Some(first) = self.0[..i].iter().position(|other| other.name == *name) {
+                return Some((
+                    at("name"),
+                    format!("name {name:?} is already used by queries[{first}]"),
+                ));
+            }
+            if let Some(p) = OWN_PREFIXES.iter().find(|p| name.starts_with(**p)) {
+                return Some((
+                    at("name"),
+                    format!("metric names starting with `{p}` belong to the exporter's own series; choose another name"),
+                ));
+            }
+            if q.sql.trim().is_empty() {
+                return Some((at("sql"), "expected a SQL query".into()));
+            }
+            if q.values.is_empty() {
+                return Some((at("values"), "expected at least one value column".into()));
+            }
+            let mut columns: Vec<&String> = Vec::new();
+            for (key, list) in [("values", &q.values), ("labels", &q.labels)] {
+                for (j, c) in list.iter().enumerate() {
+                    if c.is_empty() {
+                        return Some((at(&format!("{key}[{j}]")), "expected a column name".into()));
+                    }
+                    if columns.contains(&c) {
+                        return Some((
+                            at(&format!("{key}[{j}]")),
+                            format!("column {c:?} is listed twice (a column is either one value or one label)"),
+                        ));
+                    }
+                    columns.push(c);
+                }
+            }
+            if q.values.len() > 1 {
+                if let Some(c) = q
+                    .values
+                    .iter()
+                    .find(|c| !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                {
+                    return Some((
+                        at("values"),
+                        format!("value column {c:?} cannot be part of a metric name ({name}_{c}); with several value columns each must be letters, digits and `_` (rename it with AS)"),
+                    ));
+                }
+            }
+            for (j, l) in q.labels.iter().enumerate() {
+                let why = if !is_label_name(l) {
+                    "expected a label name of letters, digits and `_`, not starting with a digit (rename the column with AS)".to_string()
+                } else if l.starts_with("__") {
+                    "label names starting with `__` are reserved by Prometheus".to_string()
+                } else if l == "database" {
+                    "`database` is the label naming the database; choose another name (rename the column with AS)".to_string()
+                } else if l == "job" || l == "instance" {
+                    format!("`{l}` is a label Prometheus sets itself; choose another name (rename the column with AS)")
+                } else if labels.0.iter().any(|(k, _)| k == l) {
+                    format!("`{l}` is also a static label of this database (labels.{l}); choose another name")
+                } else {
+                    continue;
+                };
+                return Some((at(&format!("labels[{j}]")), why));
+            }
+            if q.interval.0.is_zero() {
+                return Some((
+                    at("interval"),
+                    "expected a duration greater than zero".into(),
+                ));
+            }
+            if q.timeout.0.is_zero() {
+                return Some((
+                    at("timeout"),
+                    "expected a duration greater than zero".into(),
+                ));
+            }
+            for family in q.families() {
+                if family.ends_with("_info") {
+                    return Some((
+                        at("name"),
+                        format!("metric {family:?} ends in `_info`, which OpenMetrics reserves for info families (always 1); choose another name"),
+                    ));
+                }
+                if q.kind == QueryType::Counter && !family.ends_with("_total") {
+                    return Some((
+                        at("name"),
+                        format!("counter {family:?} must end in `_total`"),
+                    ));
+                }
+                if let Some(first) = families.insert(family.clone(), i) {
+                    return Some((
+                        at("name"),
+                        format!("metric {family:?} is already produced by queries[{first}]"),
+                    ));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -432,6 +660,8 @@ settings! {
     metrics: Metrics / RawMetrics,
     /// Static labels on every series of the database.
     labels: Labels / RawLabels,
+    /// Custom SQL metrics.
+    queries: Queries / RawQueries,
 }
 
 impl Settings {
@@ -439,6 +669,9 @@ impl Settings {
     pub(super) fn validate(&self, at: &str) -> Result<(), (String, String)> {
         if let Some((name, why)) = self.labels.problem() {
             return Err((format!("{at}labels.{name}"), why));
+        }
+        if let Some((key, why)) = self.queries.problem(&self.labels) {
+            return Err((format!("{at}queries{key}"), why));
         }
         let t = &self.thresholds;
         let ratio = |key: &str, v: f64| {

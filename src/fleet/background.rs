@@ -1,6 +1,6 @@
 //! Background work on one database, run on the calling (blocking) thread: the integrity check,
-//! the migrations read, the dbstat scans and the re-read of the backup directory (verifying
-//! each new or changed backup file, `checks::backups`). Each records
+//! the migrations read, the dbstat scans, the custom queries and the re-read of the backup
+//! directory (verifying each new or changed backup file, `checks::backups`). Each records
 //! its result in the database's [`Monitor`], where the next scrape finds it. The service
 //! layer decides *when* these run; actions (an integrity check on request, recovery) call them
 //! directly.
@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tracing::{debug, info, warn};
 
+use crate::checks::custom_queries;
 use crate::checks::dbstat::DbstatError;
 use crate::checks::integrity::{self, IntegrityOutcome, Mode};
 use crate::checks::timetable::Job;
@@ -152,6 +153,39 @@ fn run_dbstat(m: &Monitor, collectors: &CollectorSet, cancel: &AtomicBool) {
             m.update_checks(|c| c.tables = Some(t.iter().map(Into::into).collect()));
             Ok(())
         });
+    }
+}
+
+/// Runs the custom queries `due` (indexes into the database's `queries:`) on one read-only
+/// connection, one after another, each bounded by its timeout, and records each result. A
+/// failure is logged once per change of its error, not at every run.
+pub fn run_queries(m: &Monitor, due: &[usize], cancel: &AtomicBool) {
+    let _files = m.files_shared();
+    let cfg = &m.config;
+    let conn = connection::open_read_only(&cfg.path, BACKGROUND_BUSY_TIMEOUT);
+    for q in due.iter().filter_map(|&i| cfg.settings.queries.0.get(i)) {
+        let start = Instant::now();
+        let outcome = match &conn {
+            Ok(c) => custom_queries::run(c, q, cancel),
+            Err(e) => Err(custom_queries::QueryError::Open(e.to_string())),
+        };
+        let result = custom_queries::QueryResult::new(q, &outcome, start.elapsed());
+        let before = m.update_checks(|c| {
+            c.custom_queries
+                .insert(q.name.clone(), result)
+                .map(|old| old.error)
+        });
+        match (&outcome, before) {
+            (Err(e), before)
+                if before.as_ref().and_then(Option::as_deref) != Some(&e.to_string()) =>
+            {
+                warn!(database = %cfg.name, query = %q.name, error = %e, "custom query failed")
+            }
+            (Ok(_), Some(Some(_))) => {
+                info!(database = %cfg.name, query = %q.name, "custom query succeeds again")
+            }
+            _ => {}
+        }
     }
 }
 

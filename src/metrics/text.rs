@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::collect::series::{Gauge, Series};
+use crate::collect::series::{Family, Gauge, Series};
 
 /// One series (or, for a histogram, one label set's buckets, sum and count): its sort key —
 /// label values in label-name order — and its lines.
@@ -217,6 +217,17 @@ impl Series for GaugeText<'_> {
             .zip(labels.iter().copied())
             .collect();
         self.0.sample(gauge_meta(gauge), &pairs, "", value);
+    }
+
+    fn set_family(&mut self, family: Family, labels: &[(&str, &str)], value: f64) {
+        let names: Vec<&str> = labels.iter().map(|(k, _)| *k).collect();
+        let meta = Meta {
+            name: family.name,
+            help: family.help,
+            kind: family.kind,
+            database_first: database_first(&names),
+        };
+        self.0.sample(meta, labels, "", value);
     }
 }
 

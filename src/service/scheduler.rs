@@ -1,5 +1,5 @@
-//! The background scheduler: integrity checks, the migrations read and the dbstat scans, apart
-//! from the scrape path.
+//! The background scheduler: integrity checks, the migrations read, the dbstat scans and the
+//! custom queries, apart from the scrape path.
 //!
 //! Every database has its own schedule ([`Schedule`]): the configured check every
 //! `integrity_check.interval`, a full `integrity_check` every `full_interval`, and the dbstat
@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use crate::actions::policy::Policies;
 use crate::checks::timetable::{Enabled, Job};
 use crate::collect::{CollectorSet, DBSTAT, INTEGRITY, MIGRATIONS, TABLES};
-use crate::fleet::background::{run_job, scan_backups};
+use crate::fleet::background::{run_job, run_queries, scan_backups};
 use crate::fleet::monitor::Monitor;
 use crate::fleet::Fleet;
 
@@ -37,6 +37,9 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    // Custom queries have their own permits: a long integrity check must not hold back a
+    // query that runs every minute, and each query is bounded by its own timeout.
+    let query_permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let policies = Arc::new(Policies::default());
     // Set while a pass over the policies runs (on a blocking thread; it stats files and may
     // read page counts), so passes never pile up.
@@ -84,6 +87,24 @@ pub async fn run(
                     .for_each(|m| start_policy(&fleet, &policies, m, &cancel, now));
             });
         }
+        for m in monitors.values() {
+            let due = m.schedule().queries_due(&m.config.settings, now);
+            if due.is_empty() {
+                continue;
+            }
+            let (m, permits, cancel) = (m.clone(), query_permits.clone(), cancel.clone());
+            tokio::spawn(async move {
+                if let Ok(_permit) = permits.acquire_owned().await {
+                    let m2 = m.clone();
+                    let result =
+                        tokio::task::spawn_blocking(move || run_queries(&m2, &due, &cancel)).await;
+                    if let Some(e) = result.as_ref().err().filter(|e| e.is_panic()) {
+                        error!(database = %m.config.name, error = %e, "custom queries panicked");
+                    }
+                }
+                m.schedule().queries_finished();
+            });
+        }
         let enabled = enabled(fleet.collectors());
         for m in monitors.values() {
             let Some(job) = due(m, enabled, now) else {
@@ -100,7 +121,8 @@ pub async fn run(
                     run_job(&m2, job, fleet.collectors(), &cancel)
                 })
                 .await;
-                if let Err(e) = result {
+                // A task cancelled by the runtime's shutdown did not panic.
+                if let Some(e) = result.as_ref().err().filter(|e| e.is_panic()) {
                     error!(database = %m.config.name, error = %e, "background job panicked");
                 }
                 m.schedule().finished();
