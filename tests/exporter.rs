@@ -665,8 +665,10 @@ fn a_database_costs_at_most_40_series_unless_full_detail_is_asked_for() {
     let config = d.join("sqlite_exporter.yml");
     std::fs::write(
         &config,
-        "# Only the schedules are shortened, so the test sees the probes and the first check.
+        "# Only the schedules are shortened, so the test sees the probes and the first check;
+# the backup directory is the test's own (none exists), whatever the host has.
 defaults:
+  backup: { dir: backups }
   probes: { interval: 1s }
   integrity_check: { interval: 1s }
 databases:
