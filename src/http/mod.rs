@@ -219,11 +219,7 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
         .exporter
         .record_scrape(started.elapsed().as_secs_f64());
     let gzip = accepts_gzip(&headers);
-    let openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(metrics::openmetrics::preferred);
+    let openmetrics = prefers_openmetrics(&headers);
     // Rendering and compressing a large fleet's body is CPU work (tens of milliseconds at
     // 10,000 databases): both run on the blocking pool, never on the async workers that serve
     // every other connection. The compression layer leaves a response that already has a
@@ -291,31 +287,52 @@ fn gzip_fast(body: &[u8]) -> std::io::Result<Vec<u8>> {
 /// and keeps its negotiation private; `/metrics` compresses on the blocking pool instead.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     let (mut gzip, mut identity, mut any) = (None, None, None);
-    let items = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','));
-    for item in items {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or_default().trim();
-        let q = parts
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(Some(1.0), |(_, v)| v.trim().parse::<f64>().ok());
-        let Some(q) = q.filter(|q| (0.0..=1.0).contains(q)) else {
-            continue; // an unreadable q-value: the item is ignored
-        };
-        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-            gzip = Some(q);
-        } else if coding.eq_ignore_ascii_case("identity") {
-            identity = Some(q);
-        } else if coding == "*" {
-            any = Some(q);
+    for (coding, q) in weighted_items(headers, header::ACCEPT_ENCODING) {
+        match coding.as_str() {
+            "gzip" | "x-gzip" => gzip = Some(q),
+            "identity" => identity = Some(q),
+            "*" => any = Some(q),
+            _ => {}
         }
     }
     let gzip = gzip.or(any).unwrap_or(0.0);
     gzip > 0.0 && identity.is_none_or(|i| gzip >= i)
+}
+
+/// Whether the client's `Accept` prefers OpenMetrics over the text format: an
+/// `application/openmetrics-text` item with a q-value above 0 and not below the best of
+/// `text/plain`, `text/*` and `*/*`.
+fn prefers_openmetrics(headers: &HeaderMap) -> bool {
+    let (mut openmetrics, mut text) = (None::<f64>, None::<f64>);
+    for (media, q) in weighted_items(headers, header::ACCEPT) {
+        let best = |slot: &mut Option<f64>| *slot = Some(slot.map_or(q, |s| s.max(q)));
+        match media.as_str() {
+            "application/openmetrics-text" => best(&mut openmetrics),
+            "text/plain" | "text/*" | "*/*" => best(&mut text),
+            _ => {}
+        }
+    }
+    openmetrics.is_some_and(|o| o > 0.0 && text.is_none_or(|t| o >= t))
+}
+
+/// The items of every `name` header (`a;q=0.5, b`): each token lower-cased, with its q-value
+/// (1 when absent). An item with an unreadable or out-of-range q-value is left out.
+fn weighted_items(headers: &HeaderMap, name: header::HeaderName) -> Vec<(String, f64)> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|item| {
+            let mut parts = item.split(';');
+            let token = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f64>().ok())?;
+            (0.0..=1.0).contains(&q).then_some((token, q))
+        })
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -404,6 +421,31 @@ pub fn normalize_listen_address(addr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn preferred(accept: &str) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+        prefers_openmetrics(&h)
+    }
+
+    #[test]
+    fn openmetrics_is_served_to_whoever_prefers_it() {
+        // What Prometheus sends.
+        assert!(preferred(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(preferred("Application/OpenMetrics-Text; version=1.0.0"));
+        assert!(!preferred(""));
+        assert!(!preferred("*/*"));
+        assert!(!preferred("text/plain"));
+        assert!(!preferred("application/openmetrics-text;q=0"));
+        assert!(!preferred(
+            "application/openmetrics-text;q=0.2, text/plain;q=0.5"
+        ));
+        assert!(!preferred("application/openmetrics-text;q=bogus"));
+        assert!(preferred("text/plain;q=0.5, application/openmetrics-text"));
+    }
 
     fn accepts(v: &[&str]) -> bool {
         let mut h = HeaderMap::new();

@@ -8,7 +8,8 @@
 //! escapes double quotes, and the body ends with `# EOF`. Sample lines are the same in both.
 //! Written by hand because the `prometheus` crate encodes only the text format, and the series
 //! here are rendered without it (see `text.rs`). No `_created` series are exported: the
-//! exporter does not keep when each counter series was created.
+//! exporter does not keep when each counter series was created. Which format a client gets
+//! is decided by the HTTP layer.
 
 /// Content-Type of the OpenMetrics exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -67,32 +68,6 @@ pub fn from_text(text: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Whether the client's `Accept` prefers OpenMetrics over the text format: an
-/// `application/openmetrics-text` item with a q-value above 0 and not below the best of
-/// `text/plain`, `*/*` and `text/*`. Written by hand for the same reason as the gzip
-/// negotiation beside it: the one crate that negotiates media types for axum keeps it private.
-pub fn preferred(accept: &str) -> bool {
-    let (mut openmetrics, mut text) = (None::<f64>, None::<f64>);
-    for item in accept.split(',') {
-        let mut parts = item.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
-            .map_or(Some(1.0), |(_, v)| v.trim().parse::<f64>().ok());
-        let Some(q) = q.filter(|q| (0.0..=1.0).contains(q)) else {
-            continue;
-        };
-        let best = |slot: &mut Option<f64>| *slot = Some(slot.map_or(q, |s| s.max(q)));
-        match media.as_str() {
-            "application/openmetrics-text" => best(&mut openmetrics),
-            "text/plain" | "text/*" | "*/*" => best(&mut text),
-            _ => {}
-        }
-    }
-    openmetrics.is_some_and(|o| o > 0.0 && text.is_none_or(|t| o >= t))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,24 +118,5 @@ mod tests {
              sqlite_pages{database=\"a\"} 2\n\
              # EOF\n"
         );
-    }
-
-    #[test]
-    fn openmetrics_is_served_to_whoever_prefers_it() {
-        // What Prometheus sends.
-        assert!(preferred(
-            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
-             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-        ));
-        assert!(preferred("Application/OpenMetrics-Text; version=1.0.0"));
-        assert!(!preferred(""));
-        assert!(!preferred("*/*"));
-        assert!(!preferred("text/plain"));
-        assert!(!preferred("application/openmetrics-text;q=0"));
-        assert!(!preferred(
-            "application/openmetrics-text;q=0.2, text/plain;q=0.5"
-        ));
-        assert!(!preferred("application/openmetrics-text;q=bogus"));
-        assert!(preferred("text/plain;q=0.5, application/openmetrics-text"));
     }
 }
