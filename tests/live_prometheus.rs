@@ -19,6 +19,8 @@
 mod corrupt;
 #[path = "util/exporter.rs"]
 mod exporter;
+#[path = "util/prometheus.rs"]
+mod prometheus;
 #[path = "util/tools.rs"]
 mod tools;
 
@@ -27,17 +29,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use exporter::{Daemon, Exporter};
+use prometheus::{eventually, start_prometheus, Prometheus, LISTENING, PATIENCE};
 use rusqlite::Connection;
 use serde_json::{json, Value};
-use tools::{read, read_yaml, repo_path, ALERTMANAGER, PROMETHEUS};
+use tools::{read, read_yaml, repo_path, ALERTMANAGER};
 
 const JOB: &str = "sqlite";
 const MIB: u64 = 1024 * 1024;
-/// How long Prometheus and Alertmanager get to reach each expected state.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// The alerts this test is about; the others may or may not fire on these databases.
 const WATCHED_ALERTS: [&str; 4] = [
     "SQLiteIntegrityCheckFailed",
@@ -45,8 +46,6 @@ const WATCHED_ALERTS: [&str; 4] = [
     "SQLiteWALLarge",
     "SQLiteWALTooLarge",
 ];
-/// The log line with which Prometheus and Alertmanager announce their bound address.
-const LISTENING: &str = "msg=\"Listening on\"";
 
 #[test]
 fn dashboards_and_alerts_work_on_a_live_prometheus_and_alertmanager() {
@@ -57,7 +56,12 @@ fn dashboards_and_alerts_work_on_a_live_prometheus_and_alertmanager() {
     let demo = Exporter::start(&[&format!("--demo={}", dir.join("demo").display())]);
     let (config, _wal_writers) = special_databases(dir);
     let special = Exporter::start(&[&format!("--config.file={}", config.display())]);
-    let prometheus = start_prometheus(dir, &[&demo.addr, &special.addr], &alertmanager.addr);
+    let prometheus = start_prometheus(
+        dir,
+        JOB,
+        &[&demo.addr, &special.addr],
+        Some(&alertmanager.addr),
+    );
 
     prometheus.wait_for_samples(5);
     checkpoint_the_demo(&prometheus, &demo, &dir.join("demo"));
@@ -242,129 +246,6 @@ fn expected_alerts(special: &str) -> BTreeSet<(String, String, String)> {
                 .map(move |alert| (alert.to_string(), database.to_string(), special.to_string()))
         })
         .collect()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Prometheus
-
-/// A running Prometheus and its HTTP API.
-struct Prometheus(Daemon);
-
-fn start_prometheus(dir: &Path, targets: &[&str], alertmanager: &str) -> Prometheus {
-    let rules = dir.join("rules.yml");
-    std::fs::write(&rules, rules_without_for()).unwrap();
-    let config = json!({
-        "global": { "scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s" },
-        "rule_files": [rules],
-        "alerting": { "alertmanagers": [{ "static_configs": [{ "targets": [alertmanager] }] }] },
-        "scrape_configs": [{ "job_name": JOB, "static_configs": [{ "targets": targets }] }],
-    });
-    let path = dir.join("prometheus.yml");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let child = PROMETHEUS.spawn(&[
-        format!("--config.file={}", path.display()),
-        format!("--storage.tsdb.path={}", dir.join("prometheus").display()),
-        "--web.listen-address=127.0.0.1:0".to_string(),
-    ]);
-    let daemon = Daemon::watch(child, LISTENING);
-    // It listens before its TSDB is open, and answers 503 until then.
-    let ready = eventually(PATIENCE, || (daemon.get("/-/ready").0 == 200).then_some(()));
-    assert!(
-        ready.is_some(),
-        "Prometheus not ready:\n{}",
-        daemon.log_text()
-    );
-    Prometheus(daemon)
-}
-
-/// The shipped rule file with every `for:` set to 0s, so alerts fire at the first evaluation
-/// whose data satisfies them.
-fn rules_without_for() -> String {
-    let mut rules = read_yaml(&repo_path("alerts/sqlite_exporter.rules.yml"));
-    let groups = rules["groups"]
-        .as_sequence_mut()
-        .expect("`groups` is a list");
-    for group in groups {
-        let list = group["rules"].as_sequence_mut().expect("`rules` is a list");
-        for rule in list {
-            if let Some(duration) = rule.get_mut("for") {
-                *duration = "0s".into();
-            }
-        }
-    }
-    serde_yaml::to_string(&rules).unwrap()
-}
-
-impl Prometheus {
-    /// GET `/api/v1/{path}` with `params`; returns `data` after checking `status`.
-    fn api(&self, path: &str, params: &[(&str, &str)]) -> Value {
-        let url = format!("http://{}/api/v1/{path}", self.0.addr);
-        let mut request = ureq::get(&url).timeout(Duration::from_secs(10));
-        for (key, value) in params {
-            request = request.query(key, value);
-        }
-        let body: Value = match request.call() {
-            Ok(response) => response.into_json().unwrap(),
-            Err(ureq::Error::Status(code, response)) => {
-                panic!(
-                    "GET {url} {params:?}: {code} {}",
-                    response.into_string().unwrap()
-                )
-            }
-            Err(e) => panic!("GET {url}: {e}"),
-        };
-        assert_eq!(body["status"], "success", "GET {url} {params:?}: {body}");
-        body["data"].clone()
-    }
-
-    /// The samples of the instant query `expr`, each `{"metric": {...}, "value": [t, "v"]}`
-    /// (a scalar result becomes one sample without labels).
-    fn query(&self, expr: &str) -> Vec<Value> {
-        let data = self.api("query", &[("query", expr)]);
-        match data["resultType"].as_str() {
-            Some("vector") => data["result"].as_array().unwrap().clone(),
-            Some("scalar") => vec![json!({ "metric": {}, "value": data["result"] })],
-            other => panic!("`{expr}`: unexpected result type {other:?}"),
-        }
-    }
-
-    /// Waits until both targets of the job are up and each has at least `samples` scrapes in
-    /// the TSDB (rate() needs two; a few more make every panel's range meaningful).
-    fn wait_for_samples(&self, samples: u32) {
-        let expr = format!("count_over_time(up{{job=\"{JOB}\"}}[1m]) >= {samples}");
-        let waited = eventually(PATIENCE, || {
-            let targets = self.api("targets", &[("state", "active")]);
-            let healthy = targets["activeTargets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|t| t["labels"]["job"] == JOB && t["health"] == "up")
-                .count();
-            (healthy == 2 && self.query(&expr).len() == 2).then_some(())
-        });
-        waited.unwrap_or_else(|| {
-            panic!(
-                "Prometheus did not get {samples} samples of both targets in {PATIENCE:?}; \
-                 targets: {}\nlog:\n{}",
-                self.api("targets", &[]),
-                self.0.log_text()
-            )
-        });
-    }
-}
-
-/// Calls `attempt` every 500 ms until it returns `Some` or `patience` has passed.
-fn eventually<T>(patience: Duration, mut attempt: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(done) = attempt() {
-            return Some(done);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
