@@ -14,6 +14,7 @@ mod schema;
 pub mod series;
 mod size;
 mod wal;
+mod wal_index;
 pub mod write;
 
 use std::cell::OnceCell;
@@ -186,6 +187,12 @@ pub const REGISTRY: &[Registration] = &[
         default: true,
         help: "read probe latency",
         kind: Kind::Probe(|| Box::new(query::Query)),
+    },
+    Registration {
+        name: "wal_index",
+        default: true,
+        help: "checkpoint progress from the WAL-index header (frames backfilled and pending)",
+        kind: Kind::Probe(|| Box::new(wal_index::WalIndex)),
     },
     Registration {
         name: "write",
@@ -367,6 +374,8 @@ pub struct PerformanceFacts {
     pub write_seconds: Option<f64>,
     /// Why the write probe did not run or did not get its lock, when it did not.
     pub write_note: Option<String>,
+    /// The WAL-index header as the probe's connection saw it (WAL mode only).
+    pub wal_index: Option<crate::sqlite::wal_index::WalIndex>,
 }
 
 /// Everything one scrape learned about one database.
@@ -426,6 +435,11 @@ mod tests {
                 query_seconds: Some(0.001),
                 write_seconds: Some(0.002),
                 write_note: None,
+                wal_index: Some(crate::sqlite::wal_index::WalIndex {
+                    max_frame: 12,
+                    backfilled: 5,
+                    oldest_read_mark: Some(5),
+                }),
             },
             extra: BTreeMap::new(),
         }
@@ -481,15 +495,30 @@ mod tests {
         };
         let names: Vec<&str> = set.iter().map(|c| c.name()).collect();
         assert_eq!(names, want.iter().map(|(n, _)| *n).collect::<Vec<_>>());
-        // The probes' latencies are histograms that accumulate in the event sink: the probes
-        // render no gauges of their own.
+        // The probes' latencies are histograms that accumulate in the event sink: the latency
+        // probes render no gauges of their own; the WAL-index probe renders what it read.
         let probes = CollectorSet::select(|r| matches!(r.kind, Kind::Probe(_)));
         let names: Vec<&str> = probes.probes().map(|c| c.name()).collect();
-        assert_eq!(names, ["query", "write"]);
-        for c in probes.probes() {
+        assert_eq!(names, ["query", "wal_index", "write"]);
+        let probe_want: [&[&str]; 3] = [
+            &[],
+            &[
+                r#"sqlite_wal_frames_backfilled{database="app"} 5"#,
+                r#"sqlite_wal_frames_pending{database="app"} 7"#,
+            ],
+            &[],
+        ];
+        for (c, lines) in probes.probes().zip(probe_want) {
             let mut out = Lines::default();
             c.series(&db, &facts(), &mut out);
-            assert!(out.0.is_empty(), "{}", c.name());
+            assert_eq!(out.0, lines, "{}", c.name());
+            let mut none = Lines::default();
+            c.series(&db, &Facts::default(), &mut none);
+            assert!(
+                none.0.is_empty(),
+                "{} renders nothing it did not read",
+                c.name()
+            );
         }
         for (c, (name, lines)) in set.iter().zip(want) {
             let mut out = Lines::default();

@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod schema_page;
 pub mod sql;
 pub mod wal;
+pub mod wal_index;
 
 use std::time::Duration;
 
