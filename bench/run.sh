@@ -8,7 +8,7 @@ if [[ ${1:-} == fleet ]]; then
   exec bench/fleet.sh
 fi
 command -v sqlite3 >/dev/null || { echo "bench/run.sh: sqlite3 CLI needed (apt-get install sqlite3)" >&2; exit 1; }
-for b in scrape integrity check_load backup backup_phases backup_stall fact_sources; do
+for b in scrape wal_index integrity check_load backup backup_phases backup_stall fact_sources; do
   echo "== cargo bench --bench $b"
   cargo bench --quiet --bench "$b" 2>/dev/null
 done

@@ -58,6 +58,8 @@ const DATABASE_METRICS: &[&str] = &[
     "sqlite_migration_last_applied_timestamp_seconds",
     "sqlite_backup_last_success_timestamp_seconds",
     "sqlite_backup_last_size_bytes",
+    "sqlite_wal_frames_pending",
+    "sqlite_wal_frames_backfilled",
     "sqlite_backup_files",
     "sqlite_checkpoints_total",
     "sqlite_checkpoint_failures_total",

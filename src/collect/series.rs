@@ -47,16 +47,16 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// The probe latency buckets of a database. Full detail: [`LATENCY_BUCKETS`]. Basic detail:
-/// four edges, because every bucket is a series per database — 5 ms (fast) and the
-/// database's own `slow_write`, `slow_query` and `unhealthy_latency` thresholds (20 ms,
-/// 50 ms and 1 s by default), so that "is the 95th percentile above the threshold" is exact
-/// at the edge. Both kinds always contain the thresholds.
+/// three edges, because every bucket is a series per database — the database's own
+/// `slow_write`, `slow_query` and `unhealthy_latency` thresholds (20 ms, 50 ms and 1 s by
+/// default), so that "is the 95th percentile above the threshold" is exact at the edge. Both
+/// kinds always contain the thresholds.
 pub fn probe_buckets(settings: &Settings) -> Vec<f64> {
     let t = &settings.thresholds;
     let thresholds = [t.slow_write, t.slow_query, t.unhealthy_latency].map(|d| d.0.as_secs_f64());
     let mut edges: Vec<f64> = match settings.metrics.detail {
         Detail::Full => LATENCY_BUCKETS.to_vec(),
-        Detail::Basic => vec![0.005],
+        Detail::Basic => Vec::new(),
     };
     edges.extend(thresholds);
     edges.retain(|e| e.is_finite() && *e > 0.0);

@@ -482,7 +482,9 @@ fn render_gauges(r: &DatabaseReport, collectors: &CollectorSet) -> DatabaseText 
             path: &r.path,
             detail: r.detail,
         };
-        for c in collectors.iter() {
+        // Probes render the facts of their latest run (the latency ones render nothing: their
+        // histograms accumulate in the events).
+        for c in collectors.iter().chain(collectors.probes()) {
             c.series(&db, &r.facts, &mut g);
         }
     }
