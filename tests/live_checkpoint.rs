@@ -2,7 +2,7 @@
 //! snapshot while a writer keeps committing, so checkpoints cannot copy a single frame back and
 //! the WAL grows. The exporter's WAL-index read shows the backlog
 //! (`sqlite_wal_frames_pending` growing, `sqlite_wal_frames_backfilled` stuck) and
-//! `SQLiteCheckpointStarved` fires; once the reader ends and the application checkpoints, the
+//! `SQLiteCheckpointStarved` fires, and `/health` says "checkpoint starved"; once the reader ends and the application checkpoints, the
 //! backlog is gone and the alert clears.
 
 #[path = "util/exporter.rs"]
@@ -36,9 +36,10 @@ fn a_reader_holding_a_snapshot_starves_checkpoints_and_the_alert_follows() {
         )
         .unwrap();
     }
-    // 64 KiB of WAL waiting to be checkpointed is the warning threshold of both.
+    // 64 KiB of WAL waiting to be checkpointed is the warning threshold of both, and 3 s
+    // without checkpoint progress makes the health model call it starved.
     let config = json!({
-        "defaults": { "probes": { "interval": "1s" }, "thresholds": { "wal_critical_bytes": "64KiB" } },
+        "defaults": { "probes": { "interval": "1s" }, "thresholds": { "wal_critical_bytes": "64KiB", "checkpoint_stall": "3s" } },
         "databases": [
             { "name": "starved", "path": starved },
             { "name": "healthy", "path": healthy },
@@ -68,6 +69,15 @@ fn a_reader_holding_a_snapshot_starves_checkpoints_and_the_alert_follows() {
             must(&body, "sqlite_wal_frames_backfilled", &[("database", db)]),
         )
     };
+    exporter.metrics_until(PATIENCE, "health says starved", |body| {
+        exporter::value(
+            body,
+            "sqlite_health_status",
+            &[("database", "starved"), ("status", "warning")],
+        ) == Some(1.0)
+    });
+    let (code, text) = exporter.get("/health");
+    assert!(text.contains("checkpoint starved"), "{code} {text}");
     let (frames, backfilled) = pending("starved");
     assert!(frames > 16.0, "a 64 KiB backlog at least: {frames}");
     assert_eq!(backfilled, 0.0, "nothing past the reader's snapshot");
@@ -101,6 +111,11 @@ fn a_reader_holding_a_snapshot_starves_checkpoints_and_the_alert_follows() {
         ) == Some(0.0)
     });
     prometheus.wait_for_alert(ALERT, "starved", false, PATIENCE);
+    let (code, text) = exporter.get("/health");
+    assert!(
+        !text.contains("checkpoint starved"),
+        "the stall is over: {code} {text}"
+    );
     drop(app);
 }
 

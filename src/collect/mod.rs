@@ -14,7 +14,7 @@ mod schema;
 pub mod series;
 mod size;
 mod wal;
-mod wal_index;
+pub mod wal_index;
 pub mod write;
 
 use std::cell::OnceCell;
@@ -376,6 +376,8 @@ pub struct PerformanceFacts {
     pub write_note: Option<String>,
     /// The WAL-index header as the probe's connection saw it (WAL mode only).
     pub wal_index: Option<crate::sqlite::wal_index::WalIndex>,
+    /// How long checkpoints have made no progress, across probes (see [`wal_index`]).
+    pub checkpoint_stall: Option<wal_index::CheckpointStall>,
 }
 
 /// Everything one scrape learned about one database.
@@ -440,6 +442,7 @@ mod tests {
                     backfilled: 5,
                     oldest_read_mark: Some(5),
                 }),
+                checkpoint_stall: None,
             },
             extra: BTreeMap::new(),
         }

@@ -87,6 +87,9 @@ section! {
         unhealthy_latency: HumanDuration = secs(1),
         /// Newest verified backup older than this recommends `backup`.
         backup_max_age: HumanDuration = secs(25 * 3600),
+        /// Checkpoints that copy nothing back for this long, while the WAL grows and the frames
+        /// waiting exceed `wal_critical_bytes`, make the database `warning` (checkpoint starved).
+        checkpoint_stall: HumanDuration = secs(15 * 60),
     }
 }
 

@@ -218,6 +218,9 @@ pub fn assess(
     if !a.recommendations.is_empty() {
         a.status = a.status.max(Status::Warning);
     }
+    if let Some(why) = checkpoint_starved(facts, t) {
+        worse(&mut a, Status::Warning, why);
+    }
     let slow = t.unhealthy_latency.0.as_secs_f64();
     let p = &facts.performance;
     for (what, v) in [("read", p.query_seconds), ("write", p.write_seconds)] {
@@ -230,6 +233,24 @@ pub fn assess(
         }
     }
     a
+}
+
+/// "Checkpoint starved": frames waiting to be checkpointed above `wal_critical_bytes`, none
+/// backfilled for `checkpoint_stall` (15 minutes by default, as in the
+/// `SQLiteCheckpointStarved` alert), while the WAL grew.
+fn checkpoint_starved(facts: &Facts, t: &Thresholds) -> Option<String> {
+    let p = &facts.performance;
+    let (index, stall) = (p.wal_index?, p.checkpoint_stall?);
+    let pending = u64::from(index.pending()) * facts.size.page_size_bytes?;
+    (pending > t.wal_critical_bytes.0 && stall.seconds >= t.checkpoint_stall.0.as_secs_f64() && stall.grew(&index))
+        .then(|| {
+            format!(
+                "checkpoint starved: {} of WAL waiting to be checkpointed (above {}), none copied back for {:.0} min while the WAL grew; a long-lived reader or a busy writer holds it up",
+                human_size(pending),
+                human_size(t.wal_critical_bytes.0),
+                stall.seconds / 60.0
+            )
+        })
 }
 
 fn recommend(a: &mut Assessment, facts: &Facts, checks: &Checks, t: &Thresholds) {
@@ -372,6 +393,52 @@ mod tests {
         f.performance.query_seconds = Some(0.001);
         f.performance.write_seconds = Some(0.001);
         f
+    }
+
+    #[test]
+    fn checkpoints_stalled_for_15_minutes_under_a_growing_backlog_are_a_warning() {
+        use crate::collect::wal_index::CheckpointStall;
+        use crate::sqlite::wal_index::WalIndex;
+        let t = Thresholds::default();
+        let starved = |pending_frames: u32, seconds: f64, grew: bool| {
+            let mut f = healthy_facts();
+            f.size.page_size_bytes = Some(4096);
+            f.performance.wal_index = Some(WalIndex {
+                max_frame: 100 + pending_frames,
+                backfilled: 100,
+                oldest_read_mark: Some(100),
+            });
+            f.performance.checkpoint_stall = Some(CheckpointStall {
+                since_unix: 0.0,
+                seconds,
+                backfilled: 100,
+                max_frame_then: if grew { 100 } else { 100 + pending_frames },
+            });
+            assess(None, &f, &Checks::default(), &t)
+        };
+        // 10 MiB is 2,560 frames of 4 KiB.
+        let a = starved(3000, 16.0 * 60.0, true);
+        assert_eq!(a.status, Status::Warning);
+        assert!(
+            a.problems.iter().any(|p| p.starts_with(
+                "checkpoint starved: 11.7 MiB of WAL waiting to be checkpointed (above 10.0 MiB), none copied back for 16 min"
+            )),
+            "{:?}",
+            a.problems
+        );
+        for (frames, seconds, grew) in [
+            (2000, 16.0 * 60.0, true),  // under the threshold
+            (3000, 14.0 * 60.0, true),  // not long enough
+            (3000, 16.0 * 60.0, false), // nothing written meanwhile: nothing gets worse
+        ] {
+            let a = starved(frames, seconds, grew);
+            assert_eq!(
+                a.status,
+                Status::Healthy,
+                "{frames} {seconds} {grew}: {:?}",
+                a.problems
+            );
+        }
     }
 
     #[test]

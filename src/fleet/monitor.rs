@@ -24,6 +24,7 @@ use crate::backup_dir::BackupInfo;
 use crate::checks::backups::{Verdict, Verdicts};
 use crate::checks::timetable::Schedule;
 use crate::checks::{BackupSummary, Checks, RunOutcome};
+use crate::collect::wal_index::CheckpointStall;
 use crate::collect::{CollectError, Collector, CollectorSet, Facts, FileFacts, LazyConnection};
 use crate::collect::{PerformanceFacts, Scrape};
 use crate::config::{DatabaseConfig, Detail};
@@ -665,6 +666,14 @@ impl Monitor {
             })
             .collect();
         drop(conn);
+        let before = self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .performance
+            .checkpoint_stall;
+        facts.performance.checkpoint_stall =
+            CheckpointStall::track(before, facts.performance.wal_index, crate::unix_now());
         self.log_change(
             "write_note",
             facts.performance.write_note.as_deref(),
