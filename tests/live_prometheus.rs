@@ -419,13 +419,10 @@ fn check_variable_values(prometheus: &Prometheus, demo: &str, special: &str) {
 
 /// `(alertname, database, instance)` of the firing watched alerts Prometheus reports.
 fn firing_watched_alerts(prometheus: &Prometheus) -> BTreeSet<(String, String, String)> {
-    let data = prometheus.api("alerts", &[]);
-    data["alerts"]
-        .as_array()
-        .unwrap()
+    prometheus
+        .firing_labels()
         .iter()
-        .filter(|a| a["state"] == "firing")
-        .filter_map(|a| watched(&a["labels"]))
+        .filter_map(watched)
         .collect()
 }
 

@@ -142,16 +142,24 @@ impl Prometheus {
         });
     }
 
-    /// `(alertname, database)` of every alert in state firing.
-    pub fn firing(&self) -> Vec<(String, String)> {
+    /// The labels of every alert in state firing.
+    pub fn firing_labels(&self) -> Vec<Value> {
         let alerts = self.api("alerts", &[]);
         alerts["alerts"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|a| a["state"] == "firing")
-            .map(|a| {
-                let label = |k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
+            .map(|a| a["labels"].clone())
+            .collect()
+    }
+
+    /// `(alertname, database)` of every alert in state firing.
+    pub fn firing(&self) -> Vec<(String, String)> {
+        self.firing_labels()
+            .iter()
+            .map(|labels| {
+                let label = |k: &str| labels[k].as_str().unwrap_or_default().to_string();
                 (label("alertname"), label("database"))
             })
             .collect()
