@@ -60,6 +60,8 @@ const DATABASE_METRICS: &[&str] = &[
     "sqlite_backup_last_size_bytes",
     "sqlite_wal_frames_pending",
     "sqlite_wal_frames_backfilled",
+    "sqlite_wal_checkpoint_sequence",
+    "sqlite_checkpoint_last_busy",
     "sqlite_backup_files",
     "sqlite_checkpoints_total",
     "sqlite_checkpoint_failures_total",

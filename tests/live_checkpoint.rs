@@ -2,8 +2,9 @@
 //! snapshot while a writer keeps committing, so checkpoints cannot copy a single frame back and
 //! the WAL grows. The exporter's WAL-index read shows the backlog
 //! (`sqlite_wal_frames_pending` growing, `sqlite_wal_frames_backfilled` stuck) and
-//! `SQLiteCheckpointStarved` fires, and `/health` says "checkpoint starved"; once the reader ends and the application checkpoints, the
-//! backlog is gone and the alert clears.
+//! `SQLiteCheckpointStarved` fires, and `/health` says "checkpoint starved", while the
+//! checkpoint sequence of the `-wal` header stands still; once the reader ends and the
+//! application checkpoints, the backlog is gone and the alert clears.
 
 #[path = "util/exporter.rs"]
 mod exporter;
@@ -88,6 +89,24 @@ fn a_reader_holding_a_snapshot_starves_checkpoints_and_the_alert_follows() {
         "the database without a long reader checkpoints as it goes: {:?}",
         prometheus.firing()
     );
+    // The checkpoint sequence tells the two apart too: the healthy WAL keeps being restarted
+    // after its complete checkpoints, the starved one never is.
+    let restarts = |db: &str| {
+        let expr = format!("changes(sqlite_wal_checkpoint_sequence{{database=\"{db}\"}}[10m])");
+        let samples = prometheus.query(&expr);
+        assert_eq!(samples.len(), 1, "`{expr}`: {samples:?}");
+        samples[0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+    };
+    let healthy_restarts = prometheus::eventually(PATIENCE, || {
+        let n = restarts("healthy");
+        (n > 0.0).then_some(n)
+    });
+    assert!(healthy_restarts.is_some(), "the healthy WAL restarts");
+    assert_eq!(restarts("starved"), 0.0, "the starved WAL never restarts");
 
     // The reader ends; the application's next checkpoint copies the whole backlog.
     stop.store(true, Ordering::SeqCst);

@@ -336,6 +336,18 @@ fn a_checkpoint_blocked_by_a_reader_says_busy_and_what_it_could_not_copy() {
         ),
         1.0
     );
+    let last_busy = |e: &exporter::Exporter| {
+        value(
+            &e.metrics(),
+            "sqlite_checkpoint_last_busy",
+            &[("database", "app")],
+        )
+    };
+    assert_eq!(
+        last_busy(&e),
+        Some(1.0),
+        "the last checkpoint came back busy"
+    );
     let (code, _) = cli(&s, &["checkpoint", "--mode=restart"], "app");
     assert_eq!(
         code, 1,
@@ -345,6 +357,15 @@ fn a_checkpoint_blocked_by_a_reader_says_busy_and_what_it_could_not_copy() {
     let (code, r) = cli(&s, &["checkpoint", "--mode=truncate"], "app");
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["wal_bytes_after"], 0);
+    let (code, r) = api(
+        &e,
+        "POST",
+        "/api/v1/databases/app/checkpoint",
+        Some(&s.token),
+        Some(r#"{"mode":"passive"}"#),
+    );
+    assert_eq!((code, &r["busy"]), (200, &serde_json::json!(false)), "{r}");
+    assert_eq!(last_busy(&e), Some(0.0), "the last checkpoint finished");
 }
 
 /// The length of a file (0 when it does not exist).

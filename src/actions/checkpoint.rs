@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::actions::{is_locked, open_kind, ActionError, Context, ErrorKind, Perform};
-use crate::collect::series::Counter;
+use crate::collect::series::{Counter, Gauge};
 use crate::sqlite::connection::{self, OpenError};
 use crate::sqlite::wal;
 
@@ -184,6 +184,13 @@ pub const COUNTERS: Option<(&Counter, &Counter)> = Some((
         labels: &["database", "mode"],
     },
 ));
+
+/// Whether the last checkpoint the exporter ran was kept from finishing, in `/metrics`.
+pub const LAST_BUSY: Gauge = Gauge {
+    name: "sqlite_checkpoint_last_busy",
+    help: "1 when the last checkpoint the exporter ran (manual or by policy) came back busy: a reader or writer kept it from finishing. Absent until one ran.",
+    labels: &["database"],
+};
 
 /// A checkpoint request: `{"mode": "truncate"}` or `checkpoint --mode=truncate`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]

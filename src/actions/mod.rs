@@ -356,6 +356,9 @@ impl Claim {
             let ok = matches!(&result, Ok(o) if !o.busy());
             events.action(&m.config.name, action.name(), mode, ok, seconds);
         }
+        if let (Action::Checkpoint(_), Ok(o)) = (action, &result) {
+            events.checkpoint_answered(&m.config.name, o.busy());
+        }
         let (db, trigger) = (&m.config.name, trigger.as_str());
         match &result {
             Ok(_) => {

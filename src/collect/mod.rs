@@ -441,6 +441,7 @@ mod tests {
                     max_frame: 12,
                     backfilled: 5,
                     oldest_read_mark: Some(5),
+                    checkpoint_sequence: Some(2),
                 }),
                 checkpoint_stall: None,
             },
@@ -508,6 +509,7 @@ mod tests {
             &[
                 r#"sqlite_wal_frames_backfilled{database="app"} 5"#,
                 r#"sqlite_wal_frames_pending{database="app"} 7"#,
+                r#"sqlite_wal_checkpoint_sequence{database="app"} 2"#,
             ],
             &[],
         ];

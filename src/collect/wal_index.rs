@@ -23,6 +23,13 @@ pub const PENDING: Gauge = Gauge {
     labels: DB,
 };
 
+/// `sqlite_wal_checkpoint_sequence`.
+pub const SEQUENCE: Gauge = Gauge {
+    name: "sqlite_wal_checkpoint_sequence",
+    help: "Checkpoint sequence number of the -wal file header: it advances each time the WAL is restarted from its first frame after a complete checkpoint, so changes() shows whether one happened. Absent while the WAL is empty.",
+    labels: DB,
+};
+
 /// Reads the WAL-index header through the probe's connection.
 pub struct WalIndex;
 
@@ -43,6 +50,9 @@ impl Collector for WalIndex {
         if let Some(index) = facts.performance.wal_index {
             out.set(&BACKFILLED, &[db.name], f64::from(index.backfilled));
             out.set(&PENDING, &[db.name], f64::from(index.pending()));
+            if let Some(sequence) = index.checkpoint_sequence {
+                out.set(&SEQUENCE, &[db.name], f64::from(sequence));
+            }
         }
     }
 }
@@ -105,6 +115,7 @@ mod tests {
             max_frame,
             backfilled,
             oldest_read_mark: None,
+            checkpoint_sequence: None,
         })
     }
 

@@ -19,6 +19,8 @@ pub trait Events: Send + Sync {
     fn probes(&self, database: &str, probes: &PerformanceFacts);
     /// One action ran: `mode` is the checkpoint mode; `ok` false when it failed or stayed busy.
     fn action(&self, database: &str, action: &str, mode: Option<&str>, ok: bool, seconds: f64);
+    /// One of our checkpoints answered; `busy` when a reader or writer kept it from finishing.
+    fn checkpoint_answered(&self, _database: &str, _busy: bool) {}
 }
 
 /// Reports that go nowhere, for one-off actions of the CLI.

@@ -407,6 +407,7 @@ mod tests {
                 max_frame: 100 + pending_frames,
                 backfilled: 100,
                 oldest_read_mark: Some(100),
+                checkpoint_sequence: Some(7),
             });
             f.performance.checkpoint_stall = Some(CheckpointStall {
                 since_unix: 0.0,

@@ -156,6 +156,8 @@ struct DatabaseEvents {
     actions: BTreeMap<&'static str, Observed>,
     /// (runs, failures) by action name and checkpoint mode.
     counters: BTreeMap<(&'static str, Option<&'static str>), (u64, u64)>,
+    /// Whether the last checkpoint we ran came back busy.
+    checkpoint_busy: Option<bool>,
     /// Bumped at every change, so the text is made again only then.
     version: u64,
     text: Option<(u64, Arc<DatabaseText>)>,
@@ -373,6 +375,10 @@ impl Events for EventMetrics {
             }
         });
     }
+
+    fn checkpoint_answered(&self, database: &str, busy: bool) {
+        self.update(database, |e| e.checkpoint_busy = Some(busy));
+    }
 }
 
 /// The label values of an action's counters created up front: one per checkpoint mode at full
@@ -445,6 +451,16 @@ fn render_events(database: &str, e: &DatabaseEvents, labels: &[(String, String)]
             };
             t.sample(meta, &labels, "", *v as f64);
         }
+    }
+    if let Some(busy) = e.checkpoint_busy {
+        let g = &crate::actions::checkpoint::LAST_BUSY;
+        let meta = Meta {
+            name: g.name,
+            help: g.help,
+            kind: "gauge",
+            database_first: true,
+        };
+        t.sample(meta, &db, "", flag(busy));
     }
     t.finish()
 }

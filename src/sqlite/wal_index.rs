@@ -27,6 +27,18 @@
 //! checkpoint information after the headers (`nBackfill`) is a single aligned 32-bit word,
 //! read once; it can only be a value a checkpointer stored, possibly a moment stale.
 //!
+//! # The checkpoint sequence
+//!
+//! The `-wal` file's own 32-byte header carries SQLite's checkpoint sequence number: the
+//! connection that restarts the WAL from its first frame after a complete checkpoint counts
+//! one more and writes the count with the next frame. It is read through the connection's WAL
+//! handle (`SQLITE_FCNTL_JOURNAL_POINTER`, then that file's `xRead`), again without a
+//! descriptor of our own. The header is trusted only with SQLite's magic number and a valid
+//! checksum; an empty WAL (just truncated) has none, and the sequence is then unknown. The
+//! count is kept per connection, so a restart done by another connection than the one that
+//! writes next (an exporter's TRUNCATE checkpoint, say) may not advance it: a change means the
+//! WAL was restarted, no change over a long busy period means it was not.
+//!
 //! Layout (native byte order, from SQLite's `wal.c`): header copies at bytes 0 and 48, each
 //! `iVersion` u32 @0, unused u32 @4, `iChange` u32 @8, `isInit` u8 @12, `bigEndCksum` u8 @13,
 //! `szPage` u16 @14, `mxFrame` u32 @16, `nPage` u32 @20, `aFrameCksum` 2×u32 @24, `aSalt` 2×u32
@@ -66,6 +78,8 @@ pub struct WalIndex {
     /// there (or one that was, since marks are not cleared when readers finish) stops a
     /// checkpoint from backfilling past it.
     pub oldest_read_mark: Option<u32>,
+    /// The checkpoint sequence number of the `-wal` file's header, when it has a valid one.
+    pub checkpoint_sequence: Option<u32>,
 }
 
 impl WalIndex {
@@ -108,27 +122,89 @@ pub fn read(conn: &Connection) -> Result<WalIndex, WalIndexError> {
     let region = map_region(conn)?;
     // SAFETY: `region` is region 0 of the connection's mapping, at least `REGION` bytes, valid
     // for as long as the connection is open, which outlives this call.
-    unsafe { parse(region) }
+    let mut index = unsafe { parse(region) }?;
+    index.checkpoint_sequence = checkpoint_sequence(conn);
+    Ok(index)
 }
 
-/// Region 0 of the connection's WAL-index mapping.
-fn map_region(conn: &Connection) -> Result<*const u8, WalIndexError> {
+/// The WAL file's header magic; its low bit says the checksums are big-endian.
+const WAL_MAGIC: u32 = 0x377f_0682;
+/// Bytes of the WAL file's header.
+const WAL_HEADER: usize = 32;
+
+/// The checkpoint sequence number from the header of `conn`'s open `-wal` file, read through
+/// SQLite's own handle. `None` when there is no handle or no valid header (an empty WAL).
+fn checkpoint_sequence(conn: &Connection) -> Option<u32> {
+    let file = file_pointer(conn, ffi::SQLITE_FCNTL_JOURNAL_POINTER).ok()?;
+    // SAFETY: SQLite returned the WAL file of a live connection (or null).
+    let methods = unsafe { file.as_ref().and_then(|f| f.pMethods.as_ref()) }?;
+    let read = methods.xRead?;
+    let mut header = [0u8; WAL_HEADER];
+    // SAFETY: the VFS's own read of its own open file into a buffer of the length given; a
+    // read never changes the file or its locks.
+    let rc = unsafe {
+        read(
+            file,
+            header.as_mut_ptr().cast::<c_void>(),
+            WAL_HEADER as c_int,
+            0,
+        )
+    };
+    (rc == ffi::SQLITE_OK).then_some(())?;
+    wal_header_sequence(&header)
+}
+
+/// The checkpoint sequence of a WAL file header (`magic` @0, `version` @4, `page size` @8,
+/// `sequence` @12, salts @16 and @20, checksum @24 over bytes 0..24, all big-endian), if the
+/// header is one SQLite wrote.
+fn wal_header_sequence(h: &[u8; WAL_HEADER]) -> Option<u32> {
+    let be = |at: usize| u32::from_be_bytes(h[at..at + 4].try_into().expect("4 bytes"));
+    let magic = be(0);
+    if magic & !1 != WAL_MAGIC {
+        return None;
+    }
+    let word = |at: usize| {
+        let b: [u8; 4] = h[at..at + 4].try_into().expect("4 bytes");
+        if magic & 1 == 1 {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let (mut s1, mut s2) = (0u32, 0u32);
+    for at in (0..24).step_by(8) {
+        s1 = s1.wrapping_add(word(at)).wrapping_add(s2);
+        s2 = s2.wrapping_add(word(at + 4)).wrapping_add(s1);
+    }
+    ((s1, s2) == (be(24), be(28))).then(|| be(12))
+}
+
+/// The `sqlite3_file` that file control `op` (`SQLITE_FCNTL_FILE_POINTER` or
+/// `SQLITE_FCNTL_JOURNAL_POINTER`) gives for `conn`'s main database; may be null.
+fn file_pointer(conn: &Connection, op: c_int) -> Result<*mut ffi::sqlite3_file, WalIndexError> {
     // SAFETY: the handle is only passed to `sqlite3_file_control`, which neither closes it nor
     // changes the connection's state.
     let db = unsafe { conn.handle() };
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-    // SAFETY: `db` is a live handle; the file control writes one pointer to `file`.
+    // SAFETY: `db` is a live handle; both file controls write one pointer to `file`.
     let rc = unsafe {
         ffi::sqlite3_file_control(
             db,
             c"main".as_ptr(),
-            ffi::SQLITE_FCNTL_FILE_POINTER,
+            op,
             (&mut file as *mut *mut ffi::sqlite3_file).cast::<c_void>(),
         )
     };
-    if rc != ffi::SQLITE_OK {
-        return Err(WalIndexError::Sqlite(rc));
+    if rc == ffi::SQLITE_OK {
+        Ok(file)
+    } else {
+        Err(WalIndexError::Sqlite(rc))
     }
+}
+
+/// Region 0 of the connection's WAL-index mapping.
+fn map_region(conn: &Connection) -> Result<*const u8, WalIndexError> {
+    let file = file_pointer(conn, ffi::SQLITE_FCNTL_FILE_POINTER)?;
     // SAFETY: SQLite returned the main database file of a live connection (or null).
     let methods = unsafe { file.as_ref().and_then(|f| f.pMethods.as_ref()) };
     let Some(methods) = methods else {
@@ -170,6 +246,7 @@ unsafe fn parse(region: *const u8) -> Result<WalIndex, WalIndexError> {
                 max_frame,
                 backfilled,
                 oldest_read_mark,
+                checkpoint_sequence: None,
             });
         }
         std::thread::yield_now();
@@ -304,6 +381,81 @@ mod tests {
             .unwrap();
         assert_eq!(read(&conn), Err(WalIndexError::NotWal));
         assert!(!dir.path().join("app.db-shm").exists());
+    }
+
+    #[test]
+    fn the_checkpoint_sequence_advances_when_the_writer_restarts_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_database(dir.path());
+        let first = index(&path)
+            .checkpoint_sequence
+            .expect("a WAL with frames has a header");
+        // A complete checkpoint, then the next write starts the WAL again from its first frame.
+        writer
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        assert_eq!(
+            index(&path).checkpoint_sequence,
+            Some(first),
+            "not restarted yet"
+        );
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let restarted = index(&path);
+        assert_eq!(
+            restarted.checkpoint_sequence,
+            Some(first + 1),
+            "{restarted:?}"
+        );
+        // Writes that append to the WAL leave it alone.
+        writer.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        assert_eq!(index(&path).checkpoint_sequence, Some(first + 1));
+    }
+
+    #[test]
+    fn an_empty_wal_has_no_checkpoint_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = wal_database(dir.path());
+        writer
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("app.db-wal"))
+                .unwrap()
+                .len(),
+            0
+        );
+        let read = index(&path);
+        assert_eq!((read.pending(), read.checkpoint_sequence), (0, None));
+    }
+
+    #[test]
+    fn a_wal_header_is_trusted_only_with_its_magic_and_checksum() {
+        let mut h = [0u8; WAL_HEADER];
+        assert_eq!(wal_header_sequence(&h), None, "no magic");
+        for magic in [WAL_MAGIC, WAL_MAGIC | 1] {
+            h[0..4].copy_from_slice(&magic.to_be_bytes());
+            h[8..12].copy_from_slice(&4096u32.to_be_bytes());
+            h[12..16].copy_from_slice(&41u32.to_be_bytes());
+            h[16..24].copy_from_slice(&[9, 8, 7, 6, 5, 4, 3, 2]);
+            let word = |b: &[u8]| {
+                let b: [u8; 4] = b.try_into().unwrap();
+                if magic & 1 == 1 {
+                    u32::from_be_bytes(b)
+                } else {
+                    u32::from_le_bytes(b)
+                }
+            };
+            let (mut s1, mut s2) = (0u32, 0u32);
+            for pair in h[..24].chunks_exact(8) {
+                s1 = s1.wrapping_add(word(&pair[..4])).wrapping_add(s2);
+                s2 = s2.wrapping_add(word(&pair[4..])).wrapping_add(s1);
+            }
+            h[24..28].copy_from_slice(&s1.to_be_bytes());
+            h[28..32].copy_from_slice(&s2.to_be_bytes());
+            assert_eq!(wal_header_sequence(&h), Some(41), "magic {magic:#x}");
+            h[15] = 42; // the sequence changed after the checksum was written
+            assert_eq!(wal_header_sequence(&h), None);
+        }
     }
 
     #[test]
