@@ -97,7 +97,13 @@ fn main() {
         fleet.apply(config.databases().0);
         let scrape = time(runs, || {
             let snap = fleet.collect_blocking();
-            let body = metrics::render(&snap, fleet.collectors(), &events, &fleet.exporter);
+            let body = metrics::render(
+                &snap,
+                fleet.collectors(),
+                &events,
+                &fleet.exporter,
+                metrics::Format::Text,
+            );
             assert!(body.len() > n * 1000);
         });
         let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;

@@ -266,9 +266,16 @@ fn promtool_check_metrics_finds_nothing() {
 
 /// Asked for OpenMetrics, as Prometheus asks, the exporter answers in it, and a real
 /// OpenMetrics parser (the Python client library's, Debian `python3-prometheus-client`) reads
-/// every sample the text format has, with the same names, labels and values.
+/// every sample the text format has, with the same names, labels and values, plus a
+/// `_created` for each of the exporter's counters and histograms. promtool lints only the text
+/// format, so the families the parser read are written out again by the same library in the
+/// text format and linted: clean.
 #[test]
 fn openmetrics_is_served_when_asked_and_a_real_parser_reads_every_sample() {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
     let _writer = wal_db_with_frames(&a);
@@ -313,7 +320,9 @@ fn openmetrics_is_served_when_asked_and_a_real_parser_reads_every_sample() {
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
             .filter(|s| {
-                !s.starts_with("process_") && !s.starts_with("sqlite_exporter_scrape_duration")
+                !s.starts_with("process_")
+                    && !s.starts_with("sqlite_exporter_scrape_duration")
+                    && !s.split('{').next().unwrap().ends_with("_created")
             })
             .collect()
     };
@@ -339,14 +348,56 @@ fn openmetrics_is_served_when_asked_and_a_real_parser_reads_every_sample() {
     );
     assert!(om.contains("# UNIT sqlite_wal_size_bytes bytes\n"));
     assert!(om.contains("# TYPE sqlite_database info\n"));
+    // Every counter and histogram of the exporter's own says when it started from zero: at
+    // its first event or when its database was added, so during this test.
+    let now = started + 600.0;
+    let sample = |name: &str| {
+        om.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    let mut created = 0;
+    for line in om.lines().filter(|l| l.starts_with("sqlite_")) {
+        let (series, _) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = series.split_at(series.find('{').unwrap_or(series.len()));
+        let base = name
+            .strip_suffix("_total")
+            .or_else(|| name.strip_suffix("_count"));
+        let Some(base) = base else { continue };
+        if base.starts_with("sqlite_custom_") {
+            continue;
+        }
+        let at = sample(&format!("{base}_created{labels}"))
+            .unwrap_or_else(|| panic!("no {base}_created{labels}"));
+        assert!(
+            (started - 1.0..now).contains(&at),
+            "{base}_created{labels} {at}"
+        );
+        created += 1;
+    }
+    assert!(created > 20, "{created} counters and histograms");
+    assert!(sample("sqlite_exporter_scrape_errors_created").is_some());
     let file = dir.path().join("scrape.om");
     std::fs::write(&file, &om).unwrap();
+    let relinted = dir.path().join("relinted.prom");
     let parser = "import sys\n\
         from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-        n = sum(len(f.samples) for f in text_string_to_metric_families(open(sys.argv[1]).read()))\n\
-        print(n)\n";
+        from prometheus_client.exposition import generate_latest\n\
+        from prometheus_client.registry import CollectorRegistry\n\
+        families = list(text_string_to_metric_families(open(sys.argv[1]).read()))\n\
+        class Read:\n\
+        \x20   def collect(self):\n\
+        \x20       return families\n\
+        registry = CollectorRegistry(auto_describe=False)\n\
+        registry.register(Read())\n\
+        open(sys.argv[2], 'wb').write(generate_latest(registry))\n\
+        print(sum(len(f.samples) for f in families))\n";
     let out = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", parser, file.to_str().unwrap()])
+        .args([
+            "-c",
+            parser,
+            file.to_str().unwrap(),
+            relinted.to_str().unwrap(),
+        ])
         .output()
         .unwrap_or_else(|e| panic!("cannot run /usr/bin/python3: {e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -365,6 +416,11 @@ fn openmetrics_is_served_when_asked_and_a_real_parser_reads_every_sample() {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .count();
     assert_eq!(parsed, lines, "the parser read {parsed} of {lines} samples");
+    let out = promtool_check_metrics(&relinted);
+    assert!(
+        out.is_empty(),
+        "promtool check metrics on the OpenMetrics families, as the parser read them:\n{out}"
+    );
 }
 
 fn promtool_check_metrics(file: &Path) -> String {

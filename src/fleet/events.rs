@@ -41,6 +41,8 @@ pub struct ExporterStatus {
     scrape_seconds: AtomicU64,
     /// `/metrics` requests that failed.
     scrape_errors: AtomicU64,
+    /// Unix time the status was made: when the exporter's own counters started from zero.
+    started_unix: f64,
 }
 
 impl Default for ExporterStatus {
@@ -50,6 +52,7 @@ impl Default for ExporterStatus {
             reload_success_timestamp: AtomicU64::new(0),
             scrape_seconds: AtomicU64::new(0f64.to_bits()),
             scrape_errors: AtomicU64::new(0),
+            started_unix: crate::unix_now(),
         };
         s.record_reload(true);
         s
@@ -90,6 +93,11 @@ impl ExporterStatus {
     /// Seconds the last `/metrics` collection took.
     pub fn scrape_seconds(&self) -> f64 {
         f64::from_bits(self.scrape_seconds.load(Ordering::Relaxed))
+    }
+
+    /// Unix time the exporter's own counters started from zero.
+    pub fn started_unix(&self) -> f64 {
+        self.started_unix
     }
 
     /// `/metrics` requests that failed since start.

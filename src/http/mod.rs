@@ -226,17 +226,18 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
     // `Content-Encoding` alone.
     let fleet = s.fleet.clone();
     let rendered = tokio::task::spawn_blocking(move || {
+        let format = if openmetrics {
+            metrics::Format::OpenMetrics
+        } else {
+            metrics::Format::Text
+        };
         let body = metrics::render(
             &snapshot,
             s.fleet.collectors(),
             &s.events,
             &s.fleet.exporter,
+            format,
         );
-        let body = if openmetrics {
-            metrics::openmetrics::from_text(&body)
-        } else {
-            body
-        };
         if gzip {
             gzip_fast(&body).map(|b| (b, true))
         } else {

@@ -119,6 +119,8 @@ struct Observed {
     buckets: Vec<u64>,
     sum: f64,
     count: u64,
+    /// Unix time the histogram started from zero (OpenMetrics `_created`).
+    created: f64,
 }
 
 impl Observed {
@@ -128,6 +130,7 @@ impl Observed {
             buckets: vec![0; bounds.len()],
             sum: 0.0,
             count: 0,
+            created: crate::unix_now(),
         }
     }
 
@@ -145,6 +148,25 @@ impl Observed {
     }
 }
 
+/// An action's counters on one database.
+#[derive(Debug, Clone, Copy)]
+struct Runs {
+    runs: u64,
+    failures: u64,
+    /// Unix time both started from zero (OpenMetrics `_created`).
+    created: f64,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Runs {
+            runs: 0,
+            failures: 0,
+            created: crate::unix_now(),
+        }
+    }
+}
+
 /// One database's accumulated events and their rendered text.
 #[derive(Debug, Default)]
 struct DatabaseEvents {
@@ -154,13 +176,16 @@ struct DatabaseEvents {
     write: Option<Observed>,
     /// Duration of each action, by action name.
     actions: BTreeMap<&'static str, Observed>,
-    /// (runs, failures) by action name and checkpoint mode.
-    counters: BTreeMap<(&'static str, Option<&'static str>), (u64, u64)>,
+    /// Runs and failures by action name and checkpoint mode.
+    counters: BTreeMap<(&'static str, Option<&'static str>), Runs>,
     /// Whether the last checkpoint we ran came back busy.
     checkpoint_busy: Option<bool>,
     /// Bumped at every change, so the text is made again only then.
     version: u64,
     text: Option<(u64, Arc<DatabaseText>)>,
+    /// The same in OpenMetrics, which also has each counter's and histogram's `_created`;
+    /// made only for scrapers that ask for OpenMetrics.
+    openmetrics_text: Option<(u64, Arc<DatabaseText>)>,
 }
 
 /// A database's last report and the text of its gauges rendered from it.
@@ -216,16 +241,29 @@ impl EventMetrics {
 
     /// The text of a database's events, made again only when they changed (a change of its
     /// static labels comes with a new monitor, whose addition counts as a change).
-    fn text(&self, database: &str, labels: &[(String, String)]) -> Option<Arc<DatabaseText>> {
+    fn text(
+        &self,
+        database: &str,
+        labels: &[(String, String)],
+        format: Format,
+    ) -> Option<Arc<DatabaseText>> {
         let mut all = self.databases.lock().unwrap_or_else(|e| e.into_inner());
         let e = all.get_mut(database)?;
-        if let Some((v, t)) = &e.text {
+        let cached = match format {
+            Format::Text => &e.text,
+            Format::OpenMetrics => &e.openmetrics_text,
+        };
+        if let Some((v, t)) = cached {
             if *v == e.version {
                 return Some(t.clone());
             }
         }
-        let text = Arc::new(render_events(database, e, labels));
-        e.text = Some((e.version, text.clone()));
+        let text = Arc::new(render_events(database, e, labels, format));
+        let slot = match format {
+            Format::Text => &mut e.text,
+            Format::OpenMetrics => &mut e.openmetrics_text,
+        };
+        *slot = Some((e.version, text.clone()));
         Some(text)
     }
 
@@ -369,9 +407,9 @@ impl Events for EventMetrics {
                 return;
             }
             let c = e.counters.entry((spec.name, mode)).or_default();
-            c.0 += 1;
+            c.runs += 1;
             if !ok {
-                c.1 += 1;
+                c.failures += 1;
             }
         });
     }
@@ -403,34 +441,34 @@ fn histogram_meta(h: &'static Histogram) -> Meta {
     }
 }
 
-fn render_events(database: &str, e: &DatabaseEvents, labels: &[(String, String)]) -> DatabaseText {
+fn render_events(
+    database: &str,
+    e: &DatabaseEvents,
+    labels: &[(String, String)],
+    format: Format,
+) -> DatabaseText {
     let mut t = DatabaseText::with_labels(labels);
+    let openmetrics = format == Format::OpenMetrics;
     let db = [("database", database)];
     for (h, o) in [(&QUERY_DURATION, &e.query), (&WRITE_DURATION, &e.write)] {
         if let Some(o) = o {
-            t.histogram(
-                histogram_meta(h),
-                &db,
-                &o.bounds,
-                &o.buckets,
-                o.sum,
-                o.count,
-            );
+            let meta = histogram_meta(h);
+            t.histogram(meta, &db, &o.bounds, &o.buckets, o.sum, o.count);
+            if openmetrics {
+                t.created(meta, &db, o.created);
+            }
         }
     }
     for (action, o) in &e.actions {
         let labels = [("database", database), ("action", *action)];
         let h = &ACTION_DURATION;
-        t.histogram(
-            histogram_meta(h),
-            &labels,
-            h.buckets,
-            &o.buckets,
-            o.sum,
-            o.count,
-        );
+        let meta = histogram_meta(h);
+        t.histogram(meta, &labels, h.buckets, &o.buckets, o.sum, o.count);
+        if openmetrics {
+            t.created(meta, &labels, o.created);
+        }
     }
-    for ((action, mode), (runs, failures)) in &e.counters {
+    for ((action, mode), runs) in &e.counters {
         let Some((total, failed)) = ACTIONS
             .iter()
             .find(|s| s.name == *action)
@@ -442,14 +480,17 @@ fn render_events(database: &str, e: &DatabaseEvents, labels: &[(String, String)]
         if let Some(m) = mode {
             labels.push(("mode", m));
         }
-        for (c, v) in [(total, runs), (failed, failures)] {
+        for (c, v) in [(total, runs.runs), (failed, runs.failures)] {
             let meta = Meta {
                 name: c.name,
                 help: c.help,
                 kind: "counter",
                 database_first: text::database_first(c.labels),
             };
-            t.sample(meta, &labels, "", *v as f64);
+            t.sample(meta, &labels, "", v as f64);
+            if openmetrics {
+                t.created(meta, &labels, runs.created);
+            }
         }
     }
     if let Some(busy) = e.checkpoint_busy {
@@ -507,18 +548,28 @@ fn render_gauges(r: &DatabaseReport, collectors: &CollectorSet) -> DatabaseText 
     text.finish()
 }
 
-/// Renders a snapshot, the accumulated events and the exporter status as Prometheus text.
-/// Each database's part is made again only when its report or its events changed.
+/// The exposition format a scraper asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The Prometheus text format.
+    Text,
+    /// OpenMetrics 1.0 (see [`openmetrics`]).
+    OpenMetrics,
+}
+
+/// Renders a snapshot, the accumulated events and the exporter status in `format`. Each
+/// database's part is made again only when its report or its events changed.
 pub fn render(
     snapshot: &Snapshot,
     collectors: &CollectorSet,
     events: &EventMetrics,
     exporter: &ExporterStatus,
+    format: Format,
 ) -> Vec<u8> {
     let mut parts = Vec::with_capacity(snapshot.databases.len() * 2);
     for r in &snapshot.databases {
         parts.push(events.gauges(r, collectors));
-        parts.extend(events.text(&r.name, &r.labels));
+        parts.extend(events.text(&r.name, &r.labels, format));
         parts.extend(events.thresholds(r, &snapshot.default_thresholds));
     }
     let names: Vec<&str> = snapshot.databases.iter().map(|r| r.name.as_str()).collect();
@@ -535,6 +586,9 @@ pub fn render(
     g.set(&RELOAD_TIMESTAMP, &[], exporter.reload_success_timestamp());
     g.set(&SCRAPE_DURATION, &[], exporter.scrape_seconds());
     extra.sample(SCRAPE_ERRORS, &[], "", exporter.scrape_errors() as f64);
+    if format == Format::OpenMetrics {
+        extra.created(SCRAPE_ERRORS, &[], exporter.started_unix());
+    }
     // The defaults' thresholds once, without labels: a database has its own series only for
     // a threshold it sets differently, so alert rules fall back to these (a fleet of ten
     // thousand databases on the defaults costs fifteen series, not 150,000).
@@ -543,5 +597,8 @@ pub fn render(
     }
     let mut body = text::assemble(&parts, &extra.finish());
     process_text(&mut body);
-    body
+    match format {
+        Format::Text => body,
+        Format::OpenMetrics => openmetrics::from_text(&body),
+    }
 }

@@ -7,9 +7,12 @@
 //! whose name ends in a unit (`_seconds`, `_bytes`, `_ratio`) declares it with `# UNIT`, HELP
 //! escapes double quotes, and the body ends with `# EOF`. Sample lines are the same in both.
 //! Written by hand because the `prometheus` crate encodes only the text format, and the series
-//! here are rendered without it (see `text.rs`). No `_created` series are exported: the
-//! exporter does not keep when each counter series was created. Which format a client gets
-//! is decided by the HTTP layer.
+//! here are rendered without it (see `text.rs`). The `_created` samples of the exporter's own
+//! counters and histograms (when each started from zero) are rendered with the series they
+//! belong to, for an OpenMetrics body only, and pass through here like any sample; the
+//! process counters (from the `prometheus` crate) and the counters of custom queries (whose
+//! values come from the database) have none. Which format a client gets is decided by the
+//! HTTP layer.
 
 /// Content-Type of the OpenMetrics exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -139,6 +139,25 @@ impl DatabaseText {
         self.push(meta, sort_key(labels), text);
     }
 
+    /// Adds the OpenMetrics `_created` sample (`unix`, the time it started from zero) of the
+    /// counter or histogram of `meta` and `labels` just added: it belongs to that series'
+    /// lines. Only for an OpenMetrics body; the text format has no such samples.
+    pub fn created(&mut self, meta: Meta, labels: &[(&str, &str)], unix: f64) {
+        let base = meta.name.strip_suffix("_total").unwrap_or(meta.name);
+        let (_, text) = if self.static_labels.is_empty() {
+            line(base, "_created", labels, None, unix)
+        } else {
+            line(base, "_created", &self.all_labels(labels), None, unix)
+        };
+        if let Some(last) = self
+            .building
+            .get_mut(meta.name)
+            .and_then(|(_, entries)| entries.last_mut())
+        {
+            last.text.push_str(&text);
+        }
+    }
+
     fn push(&mut self, meta: Meta, key: String, text: String) {
         let (_, entries) = self
             .building
