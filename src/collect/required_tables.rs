@@ -1,0 +1,156 @@
+//! `required_tables`: whether each table of `schema.required_tables` exists, the check
+//! operators otherwise script by hand ("the critical tables are there").
+//!
+//! The tables change only with the schema cookie, which a scrape reads anyway (page 1's
+//! header, or `PRAGMA schema_version`): the names in `sqlite_schema` are read again only when
+//! the cookie moved (or the list of required tables did), through the scrape's read-only
+//! connection. A database without `schema.required_tables` costs nothing and has no series.
+
+use serde::Serialize;
+
+use crate::sqlite::sql::pragma;
+
+use super::series::{flag, Gauge, Series};
+use super::{CollectError, Collector, Database, Facts, Scrape};
+
+/// `sqlite_schema_required_table_missing{table}`.
+pub const MISSING: Gauge = Gauge {
+    name: "sqlite_schema_required_table_missing",
+    help: "1 while the table, listed in schema.required_tables, does not exist in the database; else 0.",
+    labels: &["database", "table"],
+};
+
+/// What the schema says of the required tables.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RequiredTables {
+    /// The tables that must exist (`schema.required_tables`).
+    pub required: Vec<String>,
+    /// Those of them that do not.
+    pub missing: Vec<String>,
+    /// The schema cookie they were looked up at.
+    #[serde(skip)]
+    pub cookie: u32,
+}
+
+/// Looks the required tables up in `sqlite_schema`.
+pub struct Required;
+
+impl Collector for Required {
+    fn name(&self) -> &'static str {
+        "required_tables"
+    }
+
+    fn update(&self, s: &mut Scrape<'_>) -> Result<(), CollectError> {
+        let required = &s.settings.schema.required_tables;
+        if required.is_empty() {
+            return Ok(());
+        }
+        let cookie = match s.files {
+            Some(f) => f.header.schema_version,
+            None => pragma::<i64>(s.conn.get()?, "schema_version")? as u32,
+        };
+        if let Some(previous) = s
+            .previous
+            .required_tables
+            .as_ref()
+            .filter(|p| p.cookie == cookie && p.required == *required)
+        {
+            s.facts.required_tables = Some(previous.clone());
+            return Ok(());
+        }
+        let conn = s.conn.get()?;
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        // SQLite's table names are case-insensitive.
+        let missing = required
+            .iter()
+            .filter(|t| !tables.iter().any(|n| n.eq_ignore_ascii_case(t)))
+            .cloned()
+            .collect();
+        s.facts.required_tables = Some(RequiredTables {
+            required: required.clone(),
+            missing,
+            cookie,
+        });
+        Ok(())
+    }
+
+    fn series(&self, db: &Database<'_>, facts: &Facts, out: &mut dyn Series) {
+        let Some(r) = &facts.required_tables else {
+            return;
+        };
+        for table in &r.required {
+            out.set(&MISSING, &[db.name, table], flag(r.missing.contains(table)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::series::Lines;
+
+    #[test]
+    fn missing_tables_are_found_and_looked_up_again_only_when_the_cookie_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let writer = rusqlite::Connection::open(&db).unwrap();
+        writer.execute_batch("CREATE TABLE Users(id);").unwrap();
+        let mut settings = crate::config::Settings::default();
+        settings.schema.required_tables = vec!["users".into(), "orders".into()];
+        let read = |previous: &Facts| {
+            let conn = crate::collect::LazyConnection::new(&db, std::time::Duration::from_secs(1));
+            let mut facts = Facts::default();
+            let mut scrape = Scrape {
+                path: &db,
+                settings: &settings,
+                files: None,
+                conn: &conn,
+                previous,
+                facts: &mut facts,
+            };
+            Required.update(&mut scrape).unwrap();
+            facts
+        };
+        let first = read(&Facts::default());
+        let r = first.required_tables.clone().unwrap();
+        assert_eq!(
+            r.missing,
+            vec!["orders".to_string()],
+            "names are case-insensitive"
+        );
+
+        // Same cookie: the previous answer stands, even if it were stale.
+        let mut stale = first.clone();
+        stale.required_tables.as_mut().unwrap().missing.clear();
+        assert!(read(&stale).required_tables.unwrap().missing.is_empty());
+
+        writer.execute_batch("CREATE TABLE orders(id);").unwrap();
+        let after = read(&first);
+        assert!(after.required_tables.as_ref().unwrap().missing.is_empty());
+        writer.execute_batch("DROP TABLE Users;").unwrap();
+        let dropped = read(&after);
+        assert_eq!(
+            dropped.required_tables.as_ref().unwrap().missing,
+            vec!["users".to_string()]
+        );
+
+        let mut out = Lines::default();
+        let path = db.clone();
+        let database = Database {
+            name: "app",
+            path: &path,
+            detail: crate::config::Detail::Basic,
+        };
+        Required.series(&database, &dropped, &mut out);
+        assert_eq!(
+            out.0,
+            vec![
+                r#"sqlite_schema_required_table_missing{database="app",table="users"} 1"#,
+                r#"sqlite_schema_required_table_missing{database="app",table="orders"} 0"#,
+            ]
+        );
+    }
+}
