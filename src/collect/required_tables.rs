@@ -4,10 +4,13 @@
 //! The tables change only with the schema cookie, which a scrape reads anyway (page 1's
 //! header, or `PRAGMA schema_version`): the names in `sqlite_schema` are read again only when
 //! the cookie moved (or the list of required tables did), through the scrape's read-only
-//! connection. A database without `schema.required_tables` costs nothing and has no series.
+//! connection. A database without `schema.required_tables` costs nothing and has no series;
+//! at `metrics.detail: basic` only the missing tables have one (1), at `full` every required
+//! table (0 or 1).
 
 use serde::Serialize;
 
+use crate::config::Detail;
 use crate::sqlite::sql::pragma;
 
 use super::series::{flag, Gauge, Series};
@@ -16,7 +19,7 @@ use super::{CollectError, Collector, Database, Facts, Scrape};
 /// `sqlite_schema_required_table_missing{table}`.
 pub const MISSING: Gauge = Gauge {
     name: "sqlite_schema_required_table_missing",
-    help: "1 while the table, listed in schema.required_tables, does not exist in the database; else 0.",
+    help: "1 while the table, listed in schema.required_tables, does not exist in the database; else 0 (shown at metrics.detail full only).",
     labels: &["database", "table"],
 };
 
@@ -81,8 +84,13 @@ impl Collector for Required {
         let Some(r) = &facts.required_tables else {
             return;
         };
+        // At basic detail only the missing ones (as with recommendations): a database's
+        // default budget is 40 series.
         for table in &r.required {
-            out.set(&MISSING, &[db.name, table], flag(r.missing.contains(table)));
+            let missing = r.missing.contains(table);
+            if missing || db.detail == Detail::Full {
+                out.set(&MISSING, &[db.name, table], flag(missing));
+            }
         }
     }
 }
@@ -137,20 +145,27 @@ mod tests {
             vec!["users".to_string()]
         );
 
-        let mut out = Lines::default();
         let path = db.clone();
-        let database = Database {
-            name: "app",
-            path: &path,
-            detail: crate::config::Detail::Basic,
+        let series = |detail| {
+            let mut out = Lines::default();
+            let database = Database {
+                name: "app",
+                path: &path,
+                detail,
+            };
+            Required.series(&database, &dropped, &mut out);
+            out.0
         };
-        Required.series(&database, &dropped, &mut out);
         assert_eq!(
-            out.0,
+            series(Detail::Full),
             vec![
                 r#"sqlite_schema_required_table_missing{database="app",table="users"} 1"#,
                 r#"sqlite_schema_required_table_missing{database="app",table="orders"} 0"#,
             ]
+        );
+        assert_eq!(
+            series(Detail::Basic),
+            vec![r#"sqlite_schema_required_table_missing{database="app",table="users"} 1"#]
         );
     }
 }
