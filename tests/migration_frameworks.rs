@@ -617,6 +617,10 @@ fn detection_configuration_and_the_schema_cookie() {
     let s = survey(&conn, &custom, None);
     assert_eq!(s.figures.len(), 1);
     assert_eq!(
+        s.tables, None,
+        "a configured table is not remembered as found: without it, the next read looks"
+    );
+    assert_eq!(
         (s.figures[0].framework, s.figures[0].applied),
         (Framework::Custom, 1)
     );

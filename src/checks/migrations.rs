@@ -395,26 +395,30 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
 }
 
 /// The tables to read: the configured one, or those of the known tools in the schema, found
-/// again only when the schema cookie differs from `known`'s.
+/// again only when the schema cookie differs from `known`'s. The second part is what to keep
+/// for the next call: the tables found and their cookie (nothing for a configured table, so a
+/// reload that removes `migrations.table` looks again).
 fn tables_to_read(
     conn: &Connection,
     configured: Option<&str>,
     known: Option<(i64, Vec<String>)>,
-) -> rusqlite::Result<(i64, Vec<String>)> {
-    let cookie: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+) -> rusqlite::Result<(Vec<String>, Option<(i64, Vec<String>)>)> {
     if let Some(table) = configured {
-        return Ok((cookie, vec![table.to_owned()]));
+        return Ok((vec![table.to_owned()], None));
     }
-    match known {
-        Some((c, tables)) if c == cookie => Ok((c, tables)),
-        _ => Ok((cookie, find_tables(conn)?)),
-    }
+    let cookie: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    let tables = match known {
+        Some((c, tables)) if c == cookie => tables,
+        _ => find_tables(conn)?,
+    };
+    Ok((tables.clone(), Some((cookie, tables))))
 }
 
 /// What one background read of a database's migrations found.
 #[derive(Debug, Default)]
 pub struct Survey {
-    /// The tables read, with the schema cookie they were found at (see [`tables_to_read`]).
+    /// The tables found in the schema, with the schema cookie they were found at (see
+    /// [`tables_to_read`]); `None` for a configured table.
     pub tables: Option<(i64, Vec<String>)>,
     /// One entry per table that could be read.
     pub figures: Vec<MigrationFigures>,
@@ -432,7 +436,7 @@ pub fn survey(
     known: Option<(i64, Vec<String>)>,
 ) -> Survey {
     let mut out = Survey::default();
-    let (cookie, tables) = match tables_to_read(conn, settings.table.as_deref(), known) {
+    let (tables, keep) = match tables_to_read(conn, settings.table.as_deref(), known) {
         Ok(t) => t,
         Err(e) => {
             out.error = Some(format!("finding migrations tables: {e}"));
@@ -475,7 +479,7 @@ pub fn survey(
         }
         out.figures.push(figures);
     }
-    out.tables = Some((cookie, tables));
+    out.tables = keep;
     out
 }
 
