@@ -3,8 +3,9 @@
 //!
 //! The tables change only with the schema cookie, which a scrape reads anyway (page 1's
 //! header, or `PRAGMA schema_version`): the names in `sqlite_schema` are read again only when
-//! the cookie moved (or the list of required tables did), through the scrape's read-only
-//! connection. A database without `schema.required_tables` costs nothing and has no series;
+//! the cookie moved (or the list of required tables did), from page 1 itself when the scrape
+//! read it and the whole schema is on it (`sqlite::schema_page::table_names`), else through
+//! the scrape's read-only connection. A database without `schema.required_tables` costs nothing and has no series;
 //! at `metrics.detail: basic` only the missing tables have one (1), at `full` every required
 //! table (0 or 1).
 
@@ -61,11 +62,20 @@ impl Collector for Required {
             s.facts.required_tables = Some(previous.clone());
             return Ok(());
         }
-        let conn = s.conn.get()?;
-        let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
-        let tables: Vec<String> = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let from_page1 = s
+            .files
+            .and_then(|f| f.page1.as_deref())
+            .and_then(|page| crate::sqlite::schema_page::table_names(page).ok().flatten());
+        let tables = match from_page1 {
+            Some(names) => names,
+            None => {
+                let conn = s.conn.get()?;
+                let mut stmt =
+                    conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+                let names = stmt.query_map([], |r| r.get(0))?;
+                names.collect::<Result<_, _>>()?
+            }
+        };
         // SQLite's table names are case-insensitive.
         let missing = required
             .iter()
@@ -99,6 +109,51 @@ impl Collector for Required {
 mod tests {
     use super::*;
     use crate::collect::series::Lines;
+
+    #[test]
+    fn names_come_from_page_1_when_the_scrape_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=DELETE; CREATE TABLE users(id);")
+            .unwrap();
+        let file = std::fs::File::open(&db).unwrap();
+        let (header, _) = crate::sqlite::header::read_facts(
+            || crate::sqlite::header::MainFile::read(&file),
+            None,
+            None,
+        )
+        .unwrap();
+        let page1 = std::fs::read(&db).unwrap()[..header.page_size as usize].to_vec();
+        let files = crate::collect::FileFacts {
+            database_bytes: 0,
+            wal_bytes: 0,
+            shm_bytes: 0,
+            header,
+            page1: Some(page1),
+        };
+        let mut settings = crate::config::Settings::default();
+        settings.schema.required_tables = vec!["users".into(), "orders".into()];
+        // A connection that cannot open: the answer must come from page 1.
+        let nowhere = dir.path().join("nowhere/app.db");
+        let conn = crate::collect::LazyConnection::new(&nowhere, std::time::Duration::from_secs(1));
+        let previous = Facts::default();
+        let mut facts = Facts::default();
+        let mut scrape = Scrape {
+            path: &db,
+            settings: &settings,
+            files: Some(&files),
+            conn: &conn,
+            previous: &previous,
+            facts: &mut facts,
+        };
+        Required.update(&mut scrape).unwrap();
+        assert_eq!(
+            facts.required_tables.unwrap().missing,
+            vec!["orders".to_string()]
+        );
+    }
 
     #[test]
     fn missing_tables_are_found_and_looked_up_again_only_when_the_cookie_moves() {
