@@ -394,6 +394,9 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
     Ok(Some(stats))
 }
 
+/// The migrations tables found in the schema and the schema cookie they were found at.
+pub type FoundTables = (i64, Vec<String>);
+
 /// The tables to read: the configured one, or those of the known tools in the schema, found
 /// again only when the schema cookie differs from `known`'s. The second part is what to keep
 /// for the next call: the tables found and their cookie (nothing for a configured table, so a
@@ -401,8 +404,8 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
 fn tables_to_read(
     conn: &Connection,
     configured: Option<&str>,
-    known: Option<(i64, Vec<String>)>,
-) -> rusqlite::Result<(Vec<String>, Option<(i64, Vec<String>)>)> {
+    known: Option<FoundTables>,
+) -> rusqlite::Result<(Vec<String>, Option<FoundTables>)> {
     if let Some(table) = configured {
         return Ok((vec![table.to_owned()], None));
     }
@@ -419,7 +422,7 @@ fn tables_to_read(
 pub struct Survey {
     /// The tables found in the schema, with the schema cookie they were found at (see
     /// [`tables_to_read`]); `None` for a configured table.
-    pub tables: Option<(i64, Vec<String>)>,
+    pub tables: Option<FoundTables>,
     /// One entry per table that could be read.
     pub figures: Vec<MigrationFigures>,
     /// What went wrong, if anything: the first table that could not be read, or the files.
@@ -430,11 +433,7 @@ pub struct Survey {
 /// is what the last survey found) and compares it with the files of `settings.dir`. The
 /// directory belongs to the configured table, or to the only table found; with several
 /// tables and none configured it is not used (which table its files are for is unknowable).
-pub fn survey(
-    conn: &Connection,
-    settings: &Migrations,
-    known: Option<(i64, Vec<String>)>,
-) -> Survey {
+pub fn survey(conn: &Connection, settings: &Migrations, known: Option<FoundTables>) -> Survey {
     let mut out = Survey::default();
     let (tables, keep) = match tables_to_read(conn, settings.table.as_deref(), known) {
         Ok(t) => t,

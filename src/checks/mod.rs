@@ -140,7 +140,7 @@ pub struct Checks {
     /// The migrations tables found in the schema, and the schema cookie they were found at:
     /// while the cookie is unchanged they are not looked for again.
     #[serde(skip)]
-    pub migration_tables: Option<(i64, Vec<String>)>,
+    pub migration_tables: Option<migrations::FoundTables>,
     /// Last outcome per background collector.
     pub runs: BTreeMap<&'static str, RunOutcome>,
     /// The backups in the backup directory, when it exists (or scheduled backups are on).
