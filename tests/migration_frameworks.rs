@@ -1,10 +1,12 @@
 //! The migrations tables of the common tools, found without configuration, against real
 //! tables: Django's and Alembic's made by Django and Alembic themselves (installed from PyPI
 //! into a virtualenv under the target directory on first use; a failure to install fails the
-//! test), the others built from the DDL their tools' sources issue on SQLite (their crates
-//! or binaries cannot be built or installed here: sqlx, Diesel and refinery link their own
-//! SQLite, which conflicts with ours). Each asserts the applied count, the last applied time,
-//! the failure flag, and, against a migrations directory, the pending count and drift.
+//! test), the others built from the DDL their tools issue on SQLite (the Go and Java tools
+//! are not installable here, and sqlx's and Diesel's crates depend on other versions of
+//! libsqlite3-sys than rusqlite's, while a build may hold only one crate that links
+//! `sqlite3`; refinery is reproduced the same way). Each asserts the applied count, the last
+//! applied time, the failure flag, and, against a migrations directory, the pending count and
+//! drift.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
