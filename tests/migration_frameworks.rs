@@ -1,8 +1,8 @@
 //! The migrations tables of the common tools, found without configuration, against real
 //! tables: Django's and Alembic's made by Django and Alembic themselves (installed from PyPI
 //! into a virtualenv under the target directory on first use; a failure to install fails the
-//! test), the others built from the DDL their tools issue on SQLite (the Go and Java tools
-//! are not installable here, and sqlx's and Diesel's crates depend on other versions of
+//! test), the others built from the DDL their tools issue on SQLite (goose, golang-migrate,
+//! dbmate and Flyway have no package in this machine's sources, and sqlx's and Diesel's crates depend on other versions of
 //! libsqlite3-sys than rusqlite's, while a build may hold only one crate that links
 //! `sqlite3`; refinery is reproduced the same way). Each asserts the applied count, the last
 //! applied time, the failure flag, and, against a migrations directory, the pending count and
