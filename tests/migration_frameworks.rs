@@ -13,6 +13,7 @@ use std::process::Command;
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha384};
+use sqlite_exporter::checks::migration_files;
 use sqlite_exporter::checks::migrations::{self, survey, Framework};
 use sqlite_exporter::checks::MigrationFigures;
 use sqlite_exporter::config::Migrations;
@@ -454,8 +455,8 @@ fn prisma_failed_and_rolled_back_rows() {
     assert_eq!((f.pending, f.drifted), (Some(1), Some(0)));
 }
 
-/// The tools whose tables only list what was applied: Diesel, Knex, Sequelize, EF Core,
-/// refinery, and Rails or dbmate's `schema_migrations(version)`.
+/// The tools whose tables only list what was applied: Diesel, Knex, Sequelize, EF Core, and
+/// Rails or dbmate's `schema_migrations(version)`.
 #[test]
 fn name_only_tables_count_applied_and_pending() {
     struct Case {
@@ -510,15 +511,6 @@ fn name_only_tables_count_applied_and_pending() {
             pending: 1,
         },
         Case {
-            ddl: "CREATE TABLE IF NOT EXISTS refinery_schema_history(version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));
-                  INSERT INTO refinery_schema_history VALUES (1, 'users', strftime('%Y-%m-%dT%H:%M:%SZ','now'), '13650412271403834460');",
-            files: &[("V1__users.sql", ""), ("V2__orders.sql", "")],
-            framework: Framework::Refinery,
-            applied: 1,
-            timed: true,
-            pending: 1,
-        },
-        Case {
             ddl: "CREATE TABLE schema_migrations (version varchar(128) primary key);
                   INSERT INTO schema_migrations VALUES ('20240101000000');",
             files: &[("20240101000000_users.sql", ""), ("20240102000000_orders.sql", "")],
@@ -544,6 +536,80 @@ fn name_only_tables_count_applied_and_pending() {
         assert_eq!(f.pending, Some(c.pending), "{what}");
         assert_eq!(f.drifted, None, "{what}: no checksum this recomputes");
     }
+}
+
+/// Python's own SipHash-1-3 with zero keys: its `hash()` of bytes with `PYTHONHASHSEED=0`.
+fn python_siphash13(data: &[u8]) -> u64 {
+    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    let out = Command::new("python3")
+        .env("PYTHONHASHSEED", "0")
+        .args([
+            "-c",
+            "import sys; assert sys.hash_info.algorithm == 'siphash13'; \
+             print(hash(bytes.fromhex(sys.argv[1])) & (2**64 - 1))",
+            &hex,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// refinery's checksum, SipHash-1-3 with zero keys over the Rust `Hash` encoding of name,
+/// version and SQL, against Python's SipHash-1-3 over inputs of every length around the
+/// 8-byte blocks; then drift on refinery's table.
+#[test]
+fn refinery_checksums_and_drift() {
+    for len in 0..20 {
+        let sql = "x".repeat(len);
+        let mut encoded = b"users\xff".to_vec();
+        encoded.extend_from_slice(&7i32.to_le_bytes());
+        encoded.extend_from_slice(sql.as_bytes());
+        encoded.push(0xff);
+        assert_eq!(
+            migration_files::refinery_checksum("users", 7, sql.as_bytes()),
+            python_siphash13(&encoded),
+            "sql of {len} bytes"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = ("CREATE TABLE users(id);\n", "CREATE TABLE orders(id);\n");
+    let m = files(
+        dir.path(),
+        &[("V1__users.sql", one), ("V2__orders.sql", two)],
+    );
+    let sum = |name: &str, v: i32, sql: &str| {
+        migration_files::refinery_checksum(name, v, sql.as_bytes()).to_string()
+    };
+    let db = db_with(
+        dir.path(),
+        &format!(
+            "CREATE TABLE IF NOT EXISTS refinery_schema_history(version INT4 PRIMARY KEY, name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255));
+             INSERT INTO refinery_schema_history VALUES
+               (1, 'users', '2023-11-14T22:13:20+00:00', '{}'),
+               (2, 'orders', '2023-11-14T22:13:20+00:00', '{}');",
+            sum("users", 1, one),
+            sum("orders", 2, two),
+        ),
+    );
+    let f = only(&db, Some(&m));
+    assert_eq!(f.framework, Framework::Refinery);
+    assert_eq!((f.applied, f.pending, f.drifted), (2, Some(0), Some(0)));
+    assert_eq!(f.last_applied, Some(1_700_000_000.0));
+    std::fs::write(
+        m.join("V2__orders.sql"),
+        "CREATE TABLE orders(id, total);\n",
+    )
+    .unwrap();
+    assert_eq!(only(&db, Some(&m)).drifted, Some(1));
 }
 
 /// The seeds' own `schema_migrations(version, checksum)`: hex SHA-256 of the file.

@@ -12,7 +12,7 @@
 //! | `schema_migrations`, `custom` | `<version>_<name>.<ext>` (Rails, dbmate), not `.down.` | versions without a row | hex SHA-256 of the file vs a `checksum` column, if the table has one |
 //! | `goose` | `<version>_<name>.sql` or `.go` | versions without an applied row | — |
 //! | `flyway` | `V<version>__<description>.sql` (`_` in the version is `.`) | versions without a successful row | Flyway's CRC32 (below) vs `checksum` |
-//! | `refinery` | `V<version>__<name>.sql` or `U...` | versions without a row | not supported |
+//! | `refinery` | `V<version>__<name>.sql` or `U...` | versions without a row | refinery's SipHash-1-3 (below) vs `checksum` |
 //! | `diesel` | directories `<version>_<name>/` (dashes in the version dropped) | versions without a row | — |
 //! | `prisma` | directories `<name>/migration.sql` | names without an applied row | hex SHA-256 of `migration.sql` vs `checksum` |
 //! | `knex`, `sequelize` | `*.js`, `*.ts`, `*.cjs`, `*.mjs` | file names without a row | — |
@@ -28,8 +28,10 @@
 //! Flyway's checksum is the CRC32 of the file's lines as UTF-8 without their line breaks
 //! (`\n`, `\r\n` or `\r`), a byte order mark dropped from the first line, stored as a signed
 //! 32-bit integer: so a file whose line endings alone changed has not drifted, as for Flyway.
-//! refinery's checksum is a SipHash-1-3 over Rust's `Hash` encoding of the name, the version
-//! and the SQL; it is not recomputed here, so refinery tables report no drift.
+//! refinery's checksum is SipHash-1-3 with zero keys over Rust's `Hash` encoding of the
+//! migration's name (the file name between `__` and `.sql`), its version (an `i32`, four
+//! little-endian bytes) and its SQL, each string followed by a `0xff` byte, stored as decimal
+//! text. Migrations written in Rust (`.rs`) have no file SQL to hash and are not compared.
 //!
 //! This reads every file of the directory, once per background check (migration files are
 //! small and few); it never touches the database.
@@ -57,6 +59,7 @@ enum Algorithm {
     Sha384Bytes,
     Sha256Hex,
     FlywayCrc32,
+    RefinerySip,
 }
 
 /// A migration file: the key its row carries, and the file whose checksum is recorded.
@@ -116,6 +119,7 @@ pub fn compare(
     let algorithm = match framework {
         Framework::Sqlx => Some(Algorithm::Sha384Bytes),
         Framework::Flyway => Some(Algorithm::FlywayCrc32),
+        Framework::Refinery => Some(Algorithm::RefinerySip),
         Framework::Prisma | Framework::SchemaMigrations | Framework::Custom => {
             Some(Algorithm::Sha256Hex)
         }
@@ -131,7 +135,7 @@ pub fn compare(
                 else {
                     continue;
                 };
-                if !matches(a, recorded, &std::fs::read(&f.path)?) {
+                if !matches(a, recorded, f, &std::fs::read(&f.path)?) {
                     n += 1;
                 }
             }
@@ -144,9 +148,16 @@ pub fn compare(
     })
 }
 
-/// Whether `bytes` hash to `recorded` under `a`.
-fn matches(a: Algorithm, recorded: &Checksum, bytes: &[u8]) -> bool {
+/// Whether `bytes`, the contents of `file`, hash to `recorded` under `a`.
+fn matches(a: Algorithm, recorded: &Checksum, file: &MigrationFile, bytes: &[u8]) -> bool {
     match (a, recorded) {
+        (Algorithm::RefinerySip, Checksum::Text(t)) => match refinery_name(&file.path) {
+            Some(name) => {
+                let version = file.key.parse::<i32>().unwrap_or_default();
+                t.parse::<u64>().ok() == Some(refinery_checksum(&name, version, bytes))
+            }
+            None => true,
+        },
         (Algorithm::Sha384Bytes, Checksum::Bytes(b)) => Sha384::digest(bytes).as_slice() == b,
         (Algorithm::Sha256Hex, Checksum::Text(t)) => {
             hex(Sha256::digest(bytes).as_slice()).eq_ignore_ascii_case(t)
@@ -174,6 +185,68 @@ pub fn flyway_checksum(bytes: &[u8]) -> i32 {
         crc.update(line);
     }
     crc.finalize() as i32
+}
+
+/// refinery's checksum of migration `name`, `version` with SQL `sql`.
+pub fn refinery_checksum(name: &str, version: i32, sql: &[u8]) -> u64 {
+    let mut data = Vec::with_capacity(name.len() + sql.len() + 6);
+    data.extend_from_slice(name.as_bytes());
+    data.push(0xff);
+    data.extend_from_slice(&version.to_le_bytes());
+    data.extend_from_slice(sql);
+    data.push(0xff);
+    siphash13(&data)
+}
+
+/// The name part of a refinery SQL file, `V<version>__<name>.sql`.
+fn refinery_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let (_, name) = file.strip_suffix(".sql")?.split_once("__")?;
+    Some(name.to_owned())
+}
+
+/// SipHash-1-3 with both keys 0 (what `siphasher::sip::SipHasher13::new()` computes over the
+/// bytes written to it).
+fn siphash13(data: &[u8]) -> u64 {
+    let mut v = [
+        0x736f_6d65_7073_6575u64,
+        0x646f_7261_6e64_6f6du64,
+        0x6c79_6765_6e65_7261u64,
+        0x7465_6462_7974_6573u64,
+    ];
+    let round = |v: &mut [u64; 4]| {
+        v[0] = v[0].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(13) ^ v[0];
+        v[0] = v[0].rotate_left(32);
+        v[2] = v[2].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(16) ^ v[2];
+        v[0] = v[0].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(21) ^ v[0];
+        v[2] = v[2].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(17) ^ v[2];
+        v[2] = v[2].rotate_left(32);
+    };
+    let compress = |v: &mut [u64; 4], m: u64| {
+        v[3] ^= m;
+        round(v);
+        v[0] ^= m;
+    };
+    let words = data.chunks_exact(8);
+    let rest = words.remainder();
+    for w in words {
+        compress(&mut v, u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    }
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    compress(
+        &mut v,
+        u64::from_le_bytes(last) | ((data.len() as u64) << 56),
+    );
+    v[2] ^= 0xff;
+    for _ in 0..3 {
+        round(&mut v);
+    }
+    v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
 /// A Flyway version as Flyway compares them: `_` is `.`, leading zeros of each part and

@@ -12,7 +12,7 @@
 //! | error text | `error`, `error_message`, `last_error` — non-empty is a failed migration | hand-written migrators |
 //! | status | `status`, `state` — `failed`, `failure`, `error`, `errored` is a failed migration | |
 //! | dirty flag | `dirty` — 1/true is a failed migration (golang-migrate) | golang-migrate |
-//! | checksum | `checksum` — compared with the migration files (`migration_files`) | sqlx, Flyway, Prisma |
+//! | checksum | `checksum` — compared with the migration files (`migration_files`) | sqlx, Flyway, Prisma, refinery |
 //!
 //! A row is *failed* when any failure column says so, and *applied* otherwise; so
 //! golang-migrate's single `(version, dirty)` row counts as 1 applied, or as 1 failed while
