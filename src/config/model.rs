@@ -117,6 +117,7 @@ pub const RESERVED_LABELS: &[&str] = &[
     "job",
     "instance",
     "query",
+    "framework",
 ];
 
 /// Static labels put on every series of a database (`labels: {tenant: acme, tier: gold}`),
