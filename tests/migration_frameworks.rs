@@ -678,6 +678,17 @@ fn detection_configuration_and_the_schema_cookie() {
         "a new table is found after a schema change"
     );
 
+    // A migrations.dir with several tables and none configured belongs to none of them.
+    let with_dir = Migrations {
+        table: None,
+        dir: Some(dir.path().to_path_buf()),
+    };
+    let s = survey(&conn, &with_dir, None);
+    let error = s.error.unwrap_or_default();
+    assert!(error.contains("several migrations tables"), "{error}");
+    assert_eq!(s.figures.len(), 3, "the tables are still read");
+    assert!(s.figures.iter().all(|f| f.pending.is_none()));
+
     let custom = Migrations {
         table: Some("deploys".into()),
         dir: None,

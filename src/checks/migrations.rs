@@ -432,7 +432,8 @@ pub struct Survey {
 /// Reads every migrations table of the database on `conn` (see [`tables_to_read`]; `known`
 /// is what the last survey found) and compares it with the files of `settings.dir`. The
 /// directory belongs to the configured table, or to the only table found; with several
-/// tables and none configured it is not used (which table its files are for is unknowable).
+/// tables and none configured it is not used (which table its files are for is unknowable),
+/// and the survey says so in its error.
 pub fn survey(conn: &Connection, settings: &Migrations, known: Option<FoundTables>) -> Survey {
     let mut out = Survey::default();
     let (tables, keep) = match tables_to_read(conn, settings.table.as_deref(), known) {
@@ -444,10 +445,10 @@ pub fn survey(conn: &Connection, settings: &Migrations, known: Option<FoundTable
     };
     let dir = settings.dir.as_deref().filter(|_| tables.len() == 1);
     if settings.dir.is_some() && tables.len() > 1 {
-        tracing::warn!(
-            tables = tables.join(", "),
-            "several migrations tables and no migrations.table: migrations.dir is not compared"
-        );
+        out.error = Some(format!(
+            "migrations.dir is not compared: several migrations tables ({}) and no migrations.table to say which one its files belong to",
+            tables.join(", ")
+        ));
     }
     for table in &tables {
         let stats = match read(conn, table) {
