@@ -412,6 +412,16 @@ const CONFIGS: &[ConfigCase] = &[
             ".: cannot read config file: stream did not contain valid UTF-8",
         )
     },
+    cfg(
+        "empty required table",
+        "defaults:\n  schema:\n    required_tables: [users, \" \"]\n",
+        "defaults.schema.required_tables[1]: expected a table name, got an empty string",
+    ),
+    cfg(
+        "required tables not a list",
+        "defaults:\n  schema:\n    required_tables: users\n",
+        "defaults.schema.required_tables: invalid type: string \"users\", expected a sequence (line 3, column 22)",
+    ),
 ];
 
 /// Bad configurations written over a serving exporter's config file and reloaded with

@@ -92,7 +92,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "bad-unknown-database-key.yml",
-        "tests/testdata/bad-unknown-database-key.yml: databases[0].pth: unknown field `pth`, expected one of `name`, `path`, `glob`, `thresholds`, `integrity_check`, `probes`, `backup`, `auto`, `migrations`, `dbstat`, `actions`, `metrics`, `labels`, `queries` (line 3, column 5)",
+        "tests/testdata/bad-unknown-database-key.yml: databases[0].pth: unknown field `pth`, expected one of `name`, `path`, `glob`, `thresholds`, `integrity_check`, `probes`, `backup`, `auto`, `migrations`, `dbstat`, `actions`, `metrics`, `labels`, `queries`, `schema` (line 3, column 5)",
     ),
     (
         "bad-unknown-top-key.yml",

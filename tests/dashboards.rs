@@ -77,6 +77,9 @@ const DATABASE_METRICS: &[&str] = &[
     "sqlite_recommendation",
     "sqlite_scrape_collector_success",
     "sqlite_scrape_collector_duration_seconds",
+    "sqlite_migrations_pending",
+    "sqlite_migrations_drifted",
+    "sqlite_schema_required_table_missing",
 ];
 
 /// Per-database histograms: usable with the `_bucket`, `_sum` and `_count` suffixes.

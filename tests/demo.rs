@@ -34,3 +34,53 @@ fn the_demo_is_healthy_with_no_recommendation() {
         1.0
     );
 }
+
+/// The demo application migrates with sqlx-shaped `_sqlx_migrations` and ships its migration
+/// files, one of them not yet applied (deployed two minutes in), and requires its three main
+/// tables: the migrations and schema series appear without any configuration of the table.
+#[test]
+fn the_demo_shows_its_migrations_and_required_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Exporter::start(&[&format!("--demo={}", dir.path().join("demo").display())]);
+    let sqlx = [("database", "demo"), ("framework", "sqlx")];
+    let body = demo.metrics_until(Duration::from_secs(30), "the first migrations read", |b| {
+        exporter::value(b, "sqlite_migrations_pending", &sqlx).is_some()
+    });
+    assert_eq!(
+        exporter::must(&body, "sqlite_migrations_applied", &sqlx),
+        3.0
+    );
+    assert_eq!(
+        exporter::must(&body, "sqlite_migrations_failed", &sqlx),
+        0.0
+    );
+    assert_eq!(
+        exporter::must(&body, "sqlite_migrations_pending", &sqlx),
+        1.0
+    );
+    assert_eq!(
+        exporter::must(&body, "sqlite_migrations_drifted", &sqlx),
+        0.0
+    );
+    let applied_at = exporter::must(
+        &body,
+        "sqlite_migration_last_applied_timestamp_seconds",
+        &sqlx,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (now - applied_at).abs() < 120.0,
+        "applied at {applied_at}, now {now}"
+    );
+    for table in ["customers", "orders", "order_items"] {
+        let labels = [("database", "demo"), ("table", table)];
+        assert_eq!(
+            exporter::must(&body, "sqlite_schema_required_table_missing", &labels),
+            0.0,
+            "{table}"
+        );
+    }
+}

@@ -6,12 +6,13 @@
 //!
 //! | role | columns recognised | examples |
 //! |---|---|---|
-//! | identity (required) | `version`, `version_id`, `version_num`, `name`, `migration`, `migration_name` | every tool |
+//! | identity (required) | `version`, `version_id`, `version_num`, `name`, `migration`, `migration_name`, `MigrationId` | every tool |
 //! | applied time | `applied_at`, `applied_on`, `applied`, `installed_on`, `executed_at`, `run_on`, `migration_time`, `finished_at`, `created_at`, `tstamp`, `timestamp` | sqlx, Diesel, refinery, knex, Django, goose |
 //! | success flag | `success`, `succeeded` — 0/false is a failed migration | sqlx, Flyway |
 //! | error text | `error`, `error_message`, `last_error` — non-empty is a failed migration | hand-written migrators |
 //! | status | `status`, `state` — `failed`, `failure`, `error`, `errored` is a failed migration | |
 //! | dirty flag | `dirty` — 1/true is a failed migration (golang-migrate) | golang-migrate |
+//! | checksum | `checksum` — compared with the migration files (`migration_files`) | sqlx, Flyway, Prisma, refinery |
 //!
 //! A row is *failed* when any failure column says so, and *applied* otherwise; so
 //! golang-migrate's single `(version, dirty)` row counts as 1 applied, or as 1 failed while
@@ -27,11 +28,35 @@
 //!
 //! The table is read with one autocommit `SELECT` on the caller's (read-only) connection:
 //! migrations tables hold a row per migration, so this is cheap enough for scrape time.
+//!
+//! Without `migrations.table`, the tables of the known tools are found by name in
+//! `sqlite_schema` ([`find_tables`]) and each is read, its series labelled with the tool
+//! (`framework`):
+//!
+//! | framework | table | notes |
+//! |---|---|---|
+//! | `django` | `django_migrations` | one row per `(app, name)` |
+//! | `alembic` | `alembic_version` | one row per head revision: `applied` counts heads |
+//! | `golang-migrate` | `schema_migrations` with a `dirty` column | one row, the current version; dirty is failed |
+//! | `schema_migrations` | `schema_migrations` otherwise | Rails, dbmate and hand-written migrators |
+//! | `sqlx` | `_sqlx_migrations` | `success` 0 is failed |
+//! | `diesel` | `__diesel_schema_migrations` | |
+//! | `goose` | `goose_db_version` | rows with `is_applied` 0 (rolled back) and goose's version-0 row are not migrations |
+//! | `flyway` | `flyway_schema_history` | `success` 0 is failed |
+//! | `prisma` | `_prisma_migrations` | neither finished nor rolled back is failed; rolled back is not applied |
+//! | `knex` | `knex_migrations` | |
+//! | `sequelize` | `SequelizeMeta` | |
+//! | `ef_core` | `__EFMigrationsHistory` | |
+//! | `refinery` | `refinery_schema_history` | |
+//!
+//! A configured table is read alone, labelled with the tool its name belongs to, or `custom`.
 
 use chrono::{DateTime, NaiveDateTime};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
+use crate::checks::{migration_files, MigrationFigures};
+use crate::config::Migrations;
 use crate::sqlite::sql::quote_identifier;
 
 const IDENTITY: &[&str] = &[
@@ -41,6 +66,7 @@ const IDENTITY: &[&str] = &[
     "name",
     "migration",
     "migration_name",
+    "migrationid",
 ];
 const APPLIED_AT: &[&str] = &[
     "applied_at",
@@ -62,9 +88,139 @@ const DIRTY: &[&str] = &["dirty"];
 
 const FAILED_STATUSES: &[&str] = &["failed", "failure", "error", "errored"];
 
+/// The migration tool that owns a migrations table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framework {
+    /// Django (`django_migrations`).
+    Django,
+    /// Alembic (`alembic_version`).
+    Alembic,
+    /// golang-migrate (`schema_migrations(version, dirty)`).
+    GolangMigrate,
+    /// Rails, dbmate or a hand-written migrator (`schema_migrations`).
+    SchemaMigrations,
+    /// sqlx (`_sqlx_migrations`).
+    Sqlx,
+    /// Diesel (`__diesel_schema_migrations`).
+    Diesel,
+    /// goose (`goose_db_version`).
+    Goose,
+    /// Flyway (`flyway_schema_history`).
+    Flyway,
+    /// Prisma (`_prisma_migrations`).
+    Prisma,
+    /// Knex (`knex_migrations`).
+    Knex,
+    /// Sequelize (`SequelizeMeta`).
+    Sequelize,
+    /// Entity Framework Core (`__EFMigrationsHistory`).
+    EfCore,
+    /// refinery (`refinery_schema_history`).
+    Refinery,
+    /// A configured table of no known tool.
+    Custom,
+}
+
+/// The known tools' tables (golang-migrate shares `schema_migrations`; its `dirty` column
+/// tells it apart).
+const KNOWN_TABLES: &[(&str, Framework)] = &[
+    ("django_migrations", Framework::Django),
+    ("alembic_version", Framework::Alembic),
+    ("schema_migrations", Framework::SchemaMigrations),
+    ("_sqlx_migrations", Framework::Sqlx),
+    ("__diesel_schema_migrations", Framework::Diesel),
+    ("goose_db_version", Framework::Goose),
+    ("flyway_schema_history", Framework::Flyway),
+    ("_prisma_migrations", Framework::Prisma),
+    ("knex_migrations", Framework::Knex),
+    ("SequelizeMeta", Framework::Sequelize),
+    ("__EFMigrationsHistory", Framework::EfCore),
+    ("refinery_schema_history", Framework::Refinery),
+];
+
+impl Framework {
+    /// The `framework` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framework::Django => "django",
+            Framework::Alembic => "alembic",
+            Framework::GolangMigrate => "golang-migrate",
+            Framework::SchemaMigrations => "schema_migrations",
+            Framework::Sqlx => "sqlx",
+            Framework::Diesel => "diesel",
+            Framework::Goose => "goose",
+            Framework::Flyway => "flyway",
+            Framework::Prisma => "prisma",
+            Framework::Knex => "knex",
+            Framework::Sequelize => "sequelize",
+            Framework::EfCore => "ef_core",
+            Framework::Refinery => "refinery",
+            Framework::Custom => "custom",
+        }
+    }
+
+    /// The tool a table of this name and these columns belongs to.
+    fn of(table: &str, columns: &[String]) -> Framework {
+        let known = KNOWN_TABLES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(table))
+            .map_or(Framework::Custom, |(_, f)| *f);
+        let dirty = columns.iter().any(|c| c.eq_ignore_ascii_case("dirty"));
+        match known {
+            Framework::SchemaMigrations if dirty => Framework::GolangMigrate,
+            f => f,
+        }
+    }
+}
+
+/// The migrations tables of the known tools in the main schema, by name as stored.
+pub fn find_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut found = Vec::new();
+    for name in names {
+        let name = name?;
+        if KNOWN_TABLES
+            .iter()
+            .any(|(known, _)| known.eq_ignore_ascii_case(&name))
+        {
+            found.push(name);
+        }
+    }
+    Ok(found)
+}
+
+/// An applied migration as its table records it: what identifies it, and its checksum when
+/// the table keeps one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedMigration {
+    /// Its version or name (Django: `app/name`).
+    pub key: String,
+    /// The recorded checksum: bytes for a BLOB, else the text or number as text.
+    pub checksum: Option<Checksum>,
+}
+
+/// A checksum as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checksum {
+    /// Raw bytes (sqlx's SHA-384).
+    Bytes(Vec<u8>),
+    /// Text (a hex digest).
+    Text(String),
+    /// An integer (Flyway's CRC32, signed).
+    Integer(i64),
+}
+
 /// What a migrations table says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationStats {
+    /// The tool that owns the table.
+    pub framework: Framework,
+    /// The applied migrations, for comparing with the migration files.
+    pub applied_migrations: Vec<AppliedMigration>,
+    /// Whether the table has a `checksum` column.
+    pub has_checksums: bool,
     /// Rows not marked failed (`sqlite_migrations_applied`).
     pub applied: u64,
     /// Rows marked failed; `None` when the table has no column that records failure
@@ -96,11 +252,14 @@ pub enum MigrationsError {
 /// The columns of a migrations table that mean something to us, by role.
 #[derive(Debug, Default)]
 struct Shape {
+    framework: Option<Framework>,
+    identity: String,
     applied_at: Option<String>,
     success: Option<String>,
     error: Option<String>,
     status: Option<String>,
     dirty: Option<String>,
+    checksum: Option<String>,
 }
 
 impl Shape {
@@ -113,19 +272,26 @@ impl Shape {
                     .cloned()
             })
         };
-        if find(IDENTITY).is_none() {
+        let Some(identity) = find(IDENTITY) else {
             return Err(MigrationsError::UnknownShape {
                 table: table.to_owned(),
                 columns: columns.to_vec(),
             });
-        }
+        };
         Ok(Shape {
+            framework: Some(Framework::of(table, columns)),
+            identity,
             applied_at: find(APPLIED_AT),
             success: find(SUCCESS),
             error: find(ERROR),
             status: find(STATUS),
             dirty: find(DIRTY),
+            checksum: find(&["checksum"]),
         })
+    }
+
+    fn framework(&self) -> Framework {
+        self.framework.unwrap_or(Framework::Custom)
     }
 
     fn records_failures(&self) -> bool {
@@ -133,19 +299,37 @@ impl Shape {
             || self.error.is_some()
             || self.status.is_some()
             || self.dirty.is_some()
+            || self.framework() == Framework::Prisma
     }
 
-    /// `SELECT applied_at, success, error, status, dirty FROM table`, with NULL for a role the
-    /// table lacks, so every row has the same five positions.
+    /// `SELECT applied_at, success, error, status, dirty, key, checksum, skipped FROM table`,
+    /// with NULL for a role the table lacks, so every row has the same positions. `skipped`
+    /// is 1 for a row that records no migration (a goose rollback or bootstrap row, a Prisma
+    /// rollback).
     fn select(&self, table: &str) -> String {
         let column = |c: &Option<String>| c.as_deref().map_or("NULL".to_owned(), quote_identifier);
+        let key = match self.framework() {
+            Framework::Django => "app || '/' || name".to_owned(),
+            _ => quote_identifier(&self.identity),
+        };
+        let (failed, skipped) = match self.framework() {
+            // Prisma writes a row when a migration starts and fills `finished_at` when it
+            // succeeds; a row neither finished nor rolled back is a failed migration.
+            Framework::Prisma => (
+                "finished_at IS NULL AND rolled_back_at IS NULL",
+                "rolled_back_at IS NOT NULL",
+            ),
+            Framework::Goose => ("NULL", "NOT is_applied OR version_id = 0"),
+            _ => ("NULL", "0"),
+        };
         format!(
-            "SELECT {}, {}, {}, {}, {} FROM {}",
+            "SELECT {}, {}, {}, {}, {}, {key}, {}, {skipped}, {failed} FROM {}",
             column(&self.applied_at),
             column(&self.success),
             column(&self.error),
             column(&self.status),
             column(&self.dirty),
+            column(&self.checksum),
             quote_identifier(table)
         )
     }
@@ -167,6 +351,9 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
     }
     let shape = Shape::detect(table, &columns)?;
     let mut stats = MigrationStats {
+        framework: shape.framework(),
+        applied_migrations: Vec::new(),
+        has_checksums: shape.checksum.is_some(),
         applied: 0,
         failed: shape.records_failures().then_some(0),
         last_applied: None,
@@ -175,12 +362,19 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
     let mut stmt = conn.prepare(&shape.select(table)).map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
     while let Some(row) = rows.next().map_err(sqlite)? {
+        if is_true(row.get_ref(7).map_err(sqlite)?) {
+            continue;
+        }
         let failed = row_failed(row).map_err(sqlite)?;
         if failed {
             stats.failed = stats.failed.map(|n| n + 1);
             continue;
         }
         stats.applied += 1;
+        stats.applied_migrations.push(AppliedMigration {
+            key: as_text(row.get_ref(5).map_err(sqlite)?).unwrap_or_default(),
+            checksum: checksum(row.get_ref(6).map_err(sqlite)?),
+        });
         match row.get_ref(0).map_err(sqlite)? {
             ValueRef::Null => {}
             value => match unix_seconds(value) {
@@ -200,12 +394,121 @@ pub fn read(conn: &Connection, table: &str) -> Result<Option<MigrationStats>, Mi
     Ok(Some(stats))
 }
 
+/// The migrations tables found in the schema and the schema cookie they were found at.
+pub type FoundTables = (i64, Vec<String>);
+
+/// The tables to read: the configured one, or those of the known tools in the schema, found
+/// again only when the schema cookie differs from `known`'s. The second part is what to keep
+/// for the next call: the tables found and their cookie (nothing for a configured table, so a
+/// reload that removes `migrations.table` looks again).
+fn tables_to_read(
+    conn: &Connection,
+    configured: Option<&str>,
+    known: Option<FoundTables>,
+) -> rusqlite::Result<(Vec<String>, Option<FoundTables>)> {
+    if let Some(table) = configured {
+        return Ok((vec![table.to_owned()], None));
+    }
+    let cookie: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    let tables = match known {
+        Some((c, tables)) if c == cookie => tables,
+        _ => find_tables(conn)?,
+    };
+    Ok((tables.clone(), Some((cookie, tables))))
+}
+
+/// What one background read of a database's migrations found.
+#[derive(Debug, Default)]
+pub struct Survey {
+    /// The tables found in the schema, with the schema cookie they were found at (see
+    /// [`tables_to_read`]); `None` for a configured table.
+    pub tables: Option<FoundTables>,
+    /// One entry per table that could be read.
+    pub figures: Vec<MigrationFigures>,
+    /// What went wrong, if anything: the first table that could not be read, or the files.
+    pub error: Option<String>,
+}
+
+/// Reads every migrations table of the database on `conn` (see [`tables_to_read`]; `known`
+/// is what the last survey found) and compares it with the files of `settings.dir`. The
+/// directory belongs to the configured table, or to the only table found; with several
+/// tables and none configured it is not used (which table its files are for is unknowable),
+/// and the survey says so in its error.
+pub fn survey(conn: &Connection, settings: &Migrations, known: Option<FoundTables>) -> Survey {
+    let mut out = Survey::default();
+    let (tables, keep) = match tables_to_read(conn, settings.table.as_deref(), known) {
+        Ok(t) => t,
+        Err(e) => {
+            out.error = Some(format!("finding migrations tables: {e}"));
+            return out;
+        }
+    };
+    let dir = settings.dir.as_deref().filter(|_| tables.len() == 1);
+    if settings.dir.is_some() && tables.len() > 1 {
+        out.error = Some(format!(
+            "migrations.dir is not compared: several migrations tables ({}) and no migrations.table to say which one its files belong to",
+            tables.join(", ")
+        ));
+    }
+    for table in &tables {
+        let stats = match read(conn, table) {
+            Ok(Some(stats)) => stats,
+            Ok(None) => continue,
+            Err(e) => {
+                out.error.get_or_insert(e.to_string());
+                continue;
+            }
+        };
+        let mut figures = MigrationFigures::from(&stats);
+        if let Some(dir) = dir {
+            match migration_files::compare(
+                stats.framework,
+                stats.has_checksums,
+                dir,
+                &stats.applied_migrations,
+            ) {
+                Ok(found) => {
+                    figures.pending = found.pending;
+                    figures.drifted = found.drifted;
+                }
+                Err(e) => {
+                    out.error
+                        .get_or_insert(format!("reading migrations.dir {}: {e}", dir.display()));
+                }
+            }
+        }
+        out.figures.push(figures);
+    }
+    out.tables = keep;
+    out
+}
+
 /// Whether a row of [`Shape::select`] is marked failed by any of its failure columns.
 fn row_failed(row: &rusqlite::Row<'_>) -> rusqlite::Result<bool> {
     Ok(is_false(row.get_ref(1)?)
         || is_nonempty(row.get_ref(2)?)
         || is_failed_status(row.get_ref(3)?)
-        || is_true(row.get_ref(4)?))
+        || is_true(row.get_ref(4)?)
+        || is_true(row.get_ref(8)?))
+}
+
+/// A version or name as text, whatever its storage class.
+fn as_text(value: ValueRef<'_>) -> Option<String> {
+    match value {
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Null => None,
+    }
+}
+
+fn checksum(value: ValueRef<'_>) -> Option<Checksum> {
+    match value {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(Checksum::Integer(i)),
+        ValueRef::Blob(b) => Some(Checksum::Bytes(b.to_vec())),
+        other => as_text(other).map(|t| Checksum::Text(t.trim().to_owned())),
+    }
 }
 
 fn as_bool(value: ValueRef<'_>) -> Option<bool> {

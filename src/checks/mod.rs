@@ -9,6 +9,7 @@ pub mod backups;
 pub mod custom_queries;
 pub mod dbstat;
 pub mod integrity;
+pub mod migration_files;
 pub mod migrations;
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use crate::checks::dbstat::TableStats;
 use crate::checks::integrity::{IntegrityOutcome, IntegrityReport, Mode};
-use crate::checks::migrations::MigrationStats;
+use crate::checks::migrations::{Framework, MigrationStats};
 use crate::collect::series::{flag, Gauge, Series};
 use crate::sqlite::connection::OpenError;
 
@@ -83,20 +84,31 @@ impl From<&TableStats> for TableFigures {
 /// Migrations table figures.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrationFigures {
+    /// The tool that owns the table (the `framework` label).
+    pub framework: Framework,
     /// Applied migrations.
     pub applied: u64,
     /// Failed migrations, when the table records failures.
     pub failed: Option<u64>,
     /// Newest applied time (Unix seconds).
     pub last_applied: Option<f64>,
+    /// Migration files not applied, when `migrations.dir` is set and the tool's file names
+    /// tell.
+    pub pending: Option<u64>,
+    /// Applied migrations whose file no longer matches the recorded checksum, when
+    /// `migrations.dir` is set and the tool records a checksum.
+    pub drifted: Option<u64>,
 }
 
 impl From<&MigrationStats> for MigrationFigures {
     fn from(m: &MigrationStats) -> Self {
         MigrationFigures {
+            framework: m.framework,
             applied: m.applied,
             failed: m.failed,
             last_applied: m.last_applied,
+            pending: None,
+            drifted: None,
         }
     }
 }
@@ -123,8 +135,12 @@ pub struct Checks {
     pub unused_bytes: Option<u64>,
     /// Per-table figures.
     pub tables: Option<Vec<TableFigures>>,
-    /// Migrations table figures (absent when there is no such table).
-    pub migrations: Option<MigrationFigures>,
+    /// Migrations table figures, one per migrations table found (none when there is none).
+    pub migrations: Vec<MigrationFigures>,
+    /// The migrations tables found in the schema, and the schema cookie they were found at:
+    /// while the cookie is unchanged they are not looked for again.
+    #[serde(skip)]
+    pub migration_tables: Option<migrations::FoundTables>,
     /// Last outcome per background collector.
     pub runs: BTreeMap<&'static str, RunOutcome>,
     /// The backups in the backup directory, when it exists (or scheduled backups are on).
@@ -307,23 +323,37 @@ pub const TABLE_SIZE: Gauge = Gauge {
     help: "Bytes of the table's b-tree pages, from dbstat (cached from the last background tables scan).",
     labels: TABLE,
 };
+/// The labels of the migrations series.
+const FRAMEWORK: &[&str] = &["database", "framework"];
 /// `sqlite_migrations_applied`.
 pub const MIGRATIONS_APPLIED: Gauge = Gauge {
     name: "sqlite_migrations_applied",
     help: "Applied migrations in the migrations table (cached from the last background read).",
-    labels: DB,
+    labels: FRAMEWORK,
 };
 /// `sqlite_migrations_failed`.
 pub const MIGRATIONS_FAILED: Gauge = Gauge {
     name: "sqlite_migrations_failed",
     help: "Migrations recorded as failed in the migrations table (cached from the last background read).",
-    labels: DB,
+    labels: FRAMEWORK,
 };
 /// `sqlite_migration_last_applied_timestamp_seconds`.
 pub const MIGRATION_LAST: Gauge = Gauge {
     name: "sqlite_migration_last_applied_timestamp_seconds",
     help: "Unix time of the newest applied migration (cached from the last background read).",
-    labels: DB,
+    labels: FRAMEWORK,
+};
+/// `sqlite_migrations_pending`.
+pub const MIGRATIONS_PENDING: Gauge = Gauge {
+    name: "sqlite_migrations_pending",
+    help: "Migration files in migrations.dir not applied to the database (cached from the last background read).",
+    labels: FRAMEWORK,
+};
+/// `sqlite_migrations_drifted`.
+pub const MIGRATIONS_DRIFTED: Gauge = Gauge {
+    name: "sqlite_migrations_drifted",
+    help: "Applied migrations whose file in migrations.dir no longer matches the checksum recorded when it was applied (cached from the last background read).",
+    labels: FRAMEWORK,
 };
 /// `sqlite_backup_last_success_timestamp_seconds`.
 pub const BACKUP_LAST: Gauge = Gauge {
@@ -369,13 +399,19 @@ impl Checks {
                 one(&BACKUP_SIZE, n as f64);
             }
         }
-        if let Some(m) = &self.migrations {
-            one(&MIGRATIONS_APPLIED, m.applied as f64);
-            if let Some(f) = m.failed {
-                one(&MIGRATIONS_FAILED, f as f64);
-            }
-            if let Some(t) = m.last_applied {
-                one(&MIGRATION_LAST, t);
+        for m in &self.migrations {
+            let labels = [database, m.framework.as_str()];
+            let values = [
+                (&MIGRATIONS_APPLIED, Some(m.applied as f64)),
+                (&MIGRATIONS_FAILED, m.failed.map(|n| n as f64)),
+                (&MIGRATION_LAST, m.last_applied),
+                (&MIGRATIONS_PENDING, m.pending.map(|n| n as f64)),
+                (&MIGRATIONS_DRIFTED, m.drifted.map(|n| n as f64)),
+            ];
+            for (gauge, value) in values {
+                if let Some(v) = value {
+                    out.set(gauge, &labels, v);
+                }
             }
         }
         if let Some(b) = &self.backups {

@@ -30,26 +30,93 @@ pub struct Demo {
     pub backup_dir: PathBuf,
     /// The control API token file (a random token, mode 0600).
     pub token_file: PathBuf,
+    /// The demo application's migration files (`migrations.dir`).
+    pub migrations_dir: PathBuf,
     stop: Arc<AtomicBool>,
     writer: Option<JoinHandle<()>>,
     _temp: Option<tempfile::TempDir>,
 }
 
-const SCHEMA: &str = "
+const JOURNAL: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA journal_size_limit = 524288;
-CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), total_cents INTEGER NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS order_items (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), sku TEXT NOT NULL, quantity INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload BLOB, created_at REAL NOT NULL);
+";
+
+/// The indexes, on the tables [`MIGRATIONS`] create.
+const SCHEMA: &str = "
 CREATE INDEX IF NOT EXISTS orders_by_customer ON orders(customer_id);
 CREATE INDEX IF NOT EXISTS orders_by_time ON orders(created_at);
 CREATE INDEX IF NOT EXISTS items_by_order ON order_items(order_id);
 CREATE INDEX IF NOT EXISTS events_by_time ON events(created_at);
-CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
-INSERT OR IGNORE INTO schema_migrations VALUES (1, 'initial schema', datetime('now')), (2, 'order items', datetime('now')), (3, 'event log', datetime('now'));
 PRAGMA user_version = 3;
 ";
+
+/// The demo application migrates its schema as sqlx does: a table `_sqlx_migrations` with the
+/// SHA-384 of each file in `migrations/`. The first three are applied at start (their tables
+/// are the ones above, so an older demo directory is migrated in place); the fourth is
+/// "deployed" by the writer two minutes later, so `sqlite_migrations_pending` shows 1 and
+/// then 0.
+const MIGRATIONS: [(i64, &str, &str); 4] = [
+    (
+        20240101000000,
+        "customers_and_orders",
+        "CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, created_at REAL NOT NULL);\nCREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), total_cents INTEGER NOT NULL, created_at REAL NOT NULL);\n",
+    ),
+    (
+        20240102000000,
+        "order_items",
+        "CREATE TABLE IF NOT EXISTS order_items (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), sku TEXT NOT NULL, quantity INTEGER NOT NULL);\n",
+    ),
+    (
+        20240103000000,
+        "event_log",
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload BLOB, created_at REAL NOT NULL);\n",
+    ),
+    (
+        20240104000000,
+        "refunds",
+        "CREATE TABLE IF NOT EXISTS refunds (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), cents INTEGER NOT NULL, created_at REAL NOT NULL);\n",
+    ),
+];
+
+/// The tables the demo's configuration requires (`schema.required_tables`).
+pub const REQUIRED_TABLES: [&str; 3] = ["customers", "orders", "order_items"];
+
+/// Writes the migration files to `dir` (restoring any edited one).
+fn write_migration_files(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (version, name, sql) in MIGRATIONS {
+        std::fs::write(dir.join(format!("{version}_{name}.sql")), sql)?;
+    }
+    Ok(())
+}
+
+/// Applies migration `i` of [`MIGRATIONS`] unless it is recorded, the way sqlx does: its SQL
+/// and its row in one transaction.
+fn migrate(conn: &Connection, i: usize) -> rusqlite::Result<()> {
+    use sha2::Digest;
+    let (version, name, sql) = MIGRATIONS[i];
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+    )?;
+    let applied: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM _sqlx_migrations WHERE version = ?1",
+        [version],
+        |r| r.get(0),
+    )?;
+    if applied {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = conn.execute_batch(sql).and_then(|()| {
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?1, ?2, TRUE, ?3, 1)",
+            rusqlite::params![version, name.replace('_', " "), sha2::Sha384::digest(sql.as_bytes()).to_vec()],
+        )
+    });
+    conn.execute_batch(if done.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    done.map(drop)
+}
 
 impl Demo {
     /// Creates (or reuses) the demo database in `dir` (a new temporary directory if `None`) and
@@ -88,8 +155,18 @@ impl Demo {
         }
         let conn = Connection::open(&database)
             .with_context(|| format!("creating {}", database.display()))?;
+        let migrations_dir = dir.join("migrations");
+        write_migration_files(&migrations_dir)
+            .with_context(|| format!("writing {}", migrations_dir.display()))?;
+        conn.execute_batch(JOURNAL)
+            .context("setting the demo's journal mode")?;
+        for i in 0..MIGRATIONS.len() - 1 {
+            migrate(&conn, i).context("migrating the demo schema")?;
+        }
         conn.execute_batch(SCHEMA)
             .context("creating the demo schema")?;
+        // The migrations table of earlier demo versions.
+        conn.execute_batch("DROP TABLE IF EXISTS schema_migrations;")?;
         seed(&conn)?;
         drop(conn);
         let stop = Arc::new(AtomicBool::new(false));
@@ -108,6 +185,7 @@ impl Demo {
             database,
             backup_dir,
             token_file,
+            migrations_dir,
             stop,
             writer: Some(writer),
             _temp: temp,
@@ -165,6 +243,10 @@ fn write_loop(path: &Path, stop: &AtomicBool) -> rusqlite::Result<()> {
         ))?;
         if tick % 120 == 0 {
             conn.execute_batch("DELETE FROM events WHERE created_at < unixepoch('subsec') - 600;")?;
+        }
+        // Two minutes in, the last migration is deployed.
+        if tick == 480 {
+            migrate(&conn, MIGRATIONS.len() - 1)?;
         }
         std::thread::sleep(WRITE_EVERY);
     }

@@ -144,8 +144,8 @@ fn limits(cli: &crate::cli::Cli) -> http::Limits {
 }
 
 /// The demo's configuration: its database, its backup directory with scheduled backups every
-/// 10 minutes, auto-checkpoint, full metrics detail, and the control API on with the demo's
-/// token.
+/// 10 minutes, auto-checkpoint, full metrics detail, its migration files and required tables,
+/// and the control API on with the demo's token.
 fn demo_config(d: &Demo) -> Config {
     let mut settings = (*Config::default().defaults).clone();
     settings.backup.dir = d.backup_dir.clone();
@@ -157,6 +157,11 @@ fn demo_config(d: &Demo) -> Config {
     settings.probes.interval = crate::config::HumanDuration(std::time::Duration::from_secs(5));
     // One database: show every series, so each dashboard panel has something to draw.
     settings.metrics.detail = crate::config::Detail::Full;
+    settings.migrations.dir = Some(d.migrations_dir.clone());
+    settings.schema.required_tables = crate::cli::demo::REQUIRED_TABLES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     let settings = Arc::new(settings);
     Config {
         entries: vec![crate::config::Entry {

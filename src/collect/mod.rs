@@ -10,6 +10,7 @@
 mod info;
 mod journal;
 pub mod query;
+pub mod required_tables;
 mod schema;
 pub mod series;
 mod size;
@@ -175,6 +176,13 @@ pub const REGISTRY: &[Registration] = &[
         default: true,
         help: "user_version, schema cookie and schema objects",
         kind: Kind::Scrape(|| Box::new(schema::Schema)),
+    },
+    Registration {
+        name: "required_tables",
+        default: true,
+        help:
+            "whether the tables of schema.required_tables exist (looked up when the schema changes)",
+        kind: Kind::Scrape(|| Box::new(required_tables::Required)),
     },
     Registration {
         name: "journal",
@@ -393,6 +401,9 @@ pub struct Facts {
     pub schema: SchemaFacts,
     /// Probes.
     pub performance: PerformanceFacts,
+    /// The required tables and which are missing (only with `schema.required_tables`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_tables: Option<required_tables::RequiredTables>,
     /// Facts of collectors that only turn them into series (nothing else judges them), by a
     /// key of the collector's choosing: such a collector needs no field here.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -445,6 +456,7 @@ mod tests {
                 }),
                 checkpoint_stall: None,
             },
+            required_tables: None,
             extra: BTreeMap::new(),
         }
     }
@@ -488,6 +500,8 @@ mod tests {
                     r#"sqlite_schema_objects{database="app",type="trigger"} 0"#,
                 ],
             ),
+            // Only with schema.required_tables, none here.
+            ("required_tables", &[]),
             // Facts of its own kind only (in `extra`), none here.
             ("journal", &[]),
         ];

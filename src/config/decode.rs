@@ -110,12 +110,14 @@ impl Config {
         }
         defaults.validate("defaults.").map_err(|(p, m)| err(p, m))?;
         defaults.backup.dir = base.join(&defaults.backup.dir);
+        defaults.migrations.dir = defaults.migrations.dir.map(|d| base.join(d));
         let mut entries = Vec::new();
         for (i, db) in raw.databases.iter().flatten().enumerate() {
             let at = format!("databases[{i}]");
             let mut settings = defaults.clone();
             settings.overlay(&db.settings());
             settings.backup.dir = base.join(&settings.backup.dir);
+            settings.migrations.dir = settings.migrations.dir.map(|d| base.join(d));
             settings
                 .validate(&format!("{at}."))
                 .map_err(|(p, m)| err(p, m))?;

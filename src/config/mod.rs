@@ -31,7 +31,7 @@ pub use decode::{Config, ConfigError};
 pub use entries::{is_companion_file, stem, DatabaseConfig, Entry, NameConflict, Source};
 pub use model::{
     Actions, Auto, Backup, BackupMethod, Compression, Control, CustomQuery, Dbstat, Detail,
-    IntegrityCheck, IntegrityMode, Labels, Metrics, Migrations, Probes, Queries, QueryType,
+    IntegrityCheck, IntegrityMode, Labels, Metrics, Migrations, Probes, Queries, QueryType, Schema,
     Settings, Thresholds, Verification, WriteProbe, EXPORTED_THRESHOLDS, EXPORTED_THRESHOLD_COUNT,
     RESERVED_LABELS,
 };

@@ -117,6 +117,7 @@ pub const RESERVED_LABELS: &[&str] = &[
     "job",
     "instance",
     "query",
+    "framework",
 ];
 
 /// Static labels put on every series of a database (`labels: {tenant: acme, tier: gold}`),
@@ -595,10 +596,22 @@ section! {
 }
 
 section! {
-    /// The migrations collector.
+    /// The migrations collector: which migrations table to read, and where the application's
+    /// migration files are (for the pending count and checksum drift).
     Migrations / RawMigrations {
-        /// Name of the migrations table.
-        table: String = "schema_migrations".to_string(),
+        /// Name of the migrations table; unset, the tables of the known migration tools are
+        /// found in the schema (`django_migrations`, `_sqlx_migrations`, ...).
+        table: Option<String> = None,
+        /// The application's migration files; unset, nothing is pending or drifted.
+        dir: Option<PathBuf> = None,
+    }
+}
+
+section! {
+    /// What the schema must contain.
+    Schema / RawSchema {
+        /// Tables that must exist; a missing one makes the database critical.
+        required_tables: Vec<String> = Vec::new(),
     }
 }
 
@@ -665,6 +678,8 @@ settings! {
     labels: Labels / RawLabels,
     /// Custom SQL metrics.
     queries: Queries / RawQueries,
+    /// Required schema.
+    schema: Schema / RawSchema,
 }
 
 impl Settings {
@@ -738,9 +753,25 @@ impl Settings {
                 "expected a number of pages between 1 and 2147483647".to_string(),
             ));
         }
-        if self.migrations.table.trim().is_empty() {
+        if self
+            .migrations
+            .table
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
             return Err((
                 format!("{at}migrations.table"),
+                "expected a table name, got an empty string".to_string(),
+            ));
+        }
+        if let Some(i) = self
+            .schema
+            .required_tables
+            .iter()
+            .position(|t| t.trim().is_empty())
+        {
+            return Err((
+                format!("{at}schema.required_tables[{i}]"),
                 "expected a table name, got an empty string".to_string(),
             ));
         }

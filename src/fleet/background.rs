@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::checks::custom_queries;
 use crate::checks::dbstat::DbstatError;
 use crate::checks::integrity::{self, IntegrityOutcome, Mode};
+use crate::checks::migrations;
 use crate::checks::timetable::Job;
 use crate::checks::RunOutcome;
 use crate::collect::{CollectorSet, DBSTAT, INTEGRITY, MIGRATIONS, TABLES};
@@ -38,6 +39,10 @@ pub fn run_job(m: &Monitor, job: Job, collectors: &CollectorSet, cancel: &Atomic
                 && m.update_checks(|c| c.confirm_integrity(crate::unix_now()))
             {
                 debug!(database = %m.config.name, "files unchanged since the last passing check: its verdict stands");
+                // The migration files can change while the database does not.
+                if collectors.background(MIGRATIONS) && m.config.settings.migrations.dir.is_some() {
+                    run_migrations(m);
+                }
                 return;
             }
             let mut passed = false;
@@ -92,22 +97,21 @@ pub fn run_integrity(m: &Monitor, mode: Mode, cancel: &AtomicBool) -> IntegrityO
 fn run_migrations(m: &Monitor) {
     let cfg = &m.config;
     let start = Instant::now();
-    let result = connection::open_read_only(&cfg.path, BACKGROUND_BUSY_TIMEOUT)
-        .map_err(|e| e.to_string())
-        .and_then(|conn| {
-            crate::checks::migrations::read(&conn, &cfg.settings.migrations.table)
-                .map_err(|e| e.to_string())
-        });
-    let error = match result {
-        Ok(stats) => {
-            m.update_checks(|c| c.migrations = stats.as_ref().map(Into::into));
-            None
+    let error = match connection::open_read_only(&cfg.path, BACKGROUND_BUSY_TIMEOUT) {
+        Ok(conn) => {
+            let known = m.update_checks(|c| c.migration_tables.clone());
+            let survey = migrations::survey(&conn, &cfg.settings.migrations, known);
+            m.update_checks(|c| {
+                c.migrations = survey.figures;
+                c.migration_tables = survey.tables;
+            });
+            survey.error
         }
-        Err(e) => {
-            debug!(database = %cfg.name, error = %e, "migrations table not read");
-            Some(e)
-        }
+        Err(e) => Some(e.to_string()),
     };
+    if let Some(e) = &error {
+        debug!(database = %cfg.name, error = %e, "migrations not read");
+    }
     m.record_run(
         MIGRATIONS,
         RunOutcome {

@@ -23,7 +23,8 @@ pub enum Status {
     Unknown,
     /// A recommendation is active or a probe was slower than `unhealthy_latency`.
     Warning,
-    /// Integrity or foreign-key check failed, or the file is unreadable or not a database.
+    /// Integrity or foreign-key check failed, a required table is missing, or the file is
+    /// unreadable or not a database.
     Critical,
 }
 
@@ -231,6 +232,17 @@ pub fn assess(
                 format!("{what} probe took {v:.3}s (unhealthy above {slow}s)"),
             );
         }
+    }
+    if let Some(r) = facts
+        .required_tables
+        .as_ref()
+        .filter(|r| !r.missing.is_empty())
+    {
+        worse(
+            &mut a,
+            Status::Critical,
+            format!("required tables missing: {}", r.missing.join(", ")),
+        );
     }
     a
 }
@@ -553,5 +565,27 @@ mod tests {
         let a = assess(None, &f, &Checks::default(), &Thresholds::default());
         assert_eq!(a.status, Status::Warning);
         assert_eq!(a.problems.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_required_table_is_critical() {
+        let mut f = healthy_facts();
+        let t = Thresholds::default();
+        f.required_tables = Some(crate::collect::required_tables::RequiredTables {
+            required: vec!["users".into(), "orders".into()],
+            missing: vec![],
+            cookie: 1,
+        });
+        assert_eq!(
+            assess(None, &f, &Checks::default(), &t).status,
+            Status::Healthy
+        );
+        f.required_tables.as_mut().unwrap().missing = vec!["orders".into()];
+        let a = assess(None, &f, &Checks::default(), &t);
+        assert_eq!(a.status, Status::Critical);
+        assert_eq!(
+            a.problems,
+            vec!["required tables missing: orders".to_string()]
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Count the rows of `sqlite_schema` by `type` from the raw bytes of page 1
-//! of a SQLite database file, without SQLite.
+//! Count the rows of `sqlite_schema` by `type`, and list its tables' names, from the raw
+//! bytes of page 1 of a SQLite database file, without SQLite.
 //!
 //! Why: a scrape must not open SQLite connections (opening one rewrites the
 //! `-shm` file and takes locks). Page 1 holds the root of the `sqlite_schema`
@@ -158,52 +158,14 @@ pub fn page_size(header: &[u8]) -> Result<usize, Malformed> {
 /// page type, offsets out of the page's usable area, truncated varints or
 /// records, a `type` that is not text or not one of table/index/view/trigger.
 pub fn count_schema_objects(page1: &[u8]) -> Result<SchemaRead, Malformed> {
-    let size = page_size(page1)?;
-    let page = page1
-        .get(..size)
-        .ok_or(Malformed("shorter than the page size in its header"))?;
-    let usable = size - usize::from(page[20]);
-    if usable < MIN_USABLE_SIZE {
-        return Err(Malformed("too many reserved bytes per page"));
-    }
-    let encoding = match be32(page, 56) {
-        0 => None, // not yet set: allowed while the schema is empty
-        1 => Some(Encoding::Utf8),
-        2 => Some(Encoding::Utf16Le),
-        3 => Some(Encoding::Utf16Be),
-        _ => return Err(Malformed("unknown text encoding")),
+    let Some(leaf) = Leaf::of(page1)? else {
+        return Ok(SchemaRead::NeedsSqlite(Fallback::SchemaSpansPages));
     };
-
-    let hdr = FILE_HEADER_LEN;
-    match page[hdr] {
-        LEAF_TABLE => {}
-        INTERIOR_TABLE => return Ok(SchemaRead::NeedsSqlite(Fallback::SchemaSpansPages)),
-        LEAF_INDEX | INTERIOR_INDEX => return Err(Malformed("page 1 is an index b-tree page")),
-        _ => return Err(Malformed("unknown b-tree page type")),
-    }
-    let cells = usize::from(be16(page, hdr + 3));
-    let content_start = match be16(page, hdr + 5) {
-        0 => 65536,
-        n => usize::from(n),
-    };
-    let pointers = hdr + LEAF_HEADER_LEN;
-    let pointers_end = pointers + 2 * cells;
-    if pointers_end > content_start || content_start > usable {
-        return Err(Malformed(
-            "cell pointer array or cell content area out of bounds",
-        ));
-    }
-
-    // Cells live in [content_start, usable); reserved bytes are not theirs.
-    let area = &page[..usable];
     let mut counts = SchemaObjects::default();
     let mut fallback = None;
-    for i in 0..cells {
-        let at = usize::from(be16(page, pointers + 2 * i));
-        if at < content_start || at >= usable {
-            return Err(Malformed("cell pointer out of bounds"));
-        }
-        match cell_type(area, at, encoding)? {
+    for i in 0..leaf.cells {
+        let at = leaf.cell(i)?;
+        match cell_type(leaf.area, at, leaf.encoding)? {
             Some(Kind::Table) => counts.tables += 1,
             Some(Kind::Index) => counts.indexes += 1,
             Some(Kind::View) => counts.views += 1,
@@ -216,6 +178,93 @@ pub fn count_schema_objects(page1: &[u8]) -> Result<SchemaRead, Malformed> {
         Some(why) => SchemaRead::NeedsSqlite(why),
         None => SchemaRead::Counted(counts),
     })
+}
+
+/// The names of the tables in `sqlite_schema` (rows of type `table`, in rowid order), read
+/// from page 1 as [`count_schema_objects`] counts them. `Ok(None)` when page 1 alone cannot
+/// answer (the schema spans pages, or a row's type or name is on an overflow page).
+pub fn table_names(page1: &[u8]) -> Result<Option<Vec<String>>, Malformed> {
+    let Some(leaf) = Leaf::of(page1)? else {
+        return Ok(None);
+    };
+    let mut names = Vec::new();
+    let mut complete = true;
+    for i in 0..leaf.cells {
+        let at = leaf.cell(i)?;
+        match cell_type_and_name(leaf.area, at, leaf.encoding)? {
+            Some((Kind::Table, name)) => names.push(name),
+            Some(_) => {}
+            None => complete = false,
+        }
+    }
+    Ok(complete.then_some(names))
+}
+
+/// Page 1 as a table b-tree leaf: its usable area, its cells and the text encoding.
+struct Leaf<'a> {
+    page: &'a [u8],
+    area: &'a [u8],
+    encoding: Option<Encoding>,
+    cells: usize,
+    content_start: usize,
+}
+
+impl<'a> Leaf<'a> {
+    /// Checks the header of `page1`; `None` when page 1 is an interior table page.
+    fn of(page1: &'a [u8]) -> Result<Option<Leaf<'a>>, Malformed> {
+        let size = page_size(page1)?;
+        let page = page1
+            .get(..size)
+            .ok_or(Malformed("shorter than the page size in its header"))?;
+        let usable = size - usize::from(page[20]);
+        if usable < MIN_USABLE_SIZE {
+            return Err(Malformed("too many reserved bytes per page"));
+        }
+        let encoding = match be32(page, 56) {
+            0 => None, // not yet set: allowed while the schema is empty
+            1 => Some(Encoding::Utf8),
+            2 => Some(Encoding::Utf16Le),
+            3 => Some(Encoding::Utf16Be),
+            _ => return Err(Malformed("unknown text encoding")),
+        };
+
+        let hdr = FILE_HEADER_LEN;
+        match page[hdr] {
+            LEAF_TABLE => {}
+            INTERIOR_TABLE => return Ok(None),
+            LEAF_INDEX | INTERIOR_INDEX => return Err(Malformed("page 1 is an index b-tree page")),
+            _ => return Err(Malformed("unknown b-tree page type")),
+        }
+        let cells = usize::from(be16(page, hdr + 3));
+        let content_start = match be16(page, hdr + 5) {
+            0 => 65536,
+            n => usize::from(n),
+        };
+        let pointers_end = hdr + LEAF_HEADER_LEN + 2 * cells;
+        if pointers_end > content_start || content_start > usable {
+            return Err(Malformed(
+                "cell pointer array or cell content area out of bounds",
+            ));
+        }
+        Ok(Some(Leaf {
+            page,
+            // Cells live in [content_start, usable); reserved bytes are not theirs.
+            area: &page[..usable],
+            encoding,
+            cells,
+            content_start,
+        }))
+    }
+
+    /// The offset of cell `i`, checked to lie in the cell content area.
+    fn cell(&self, i: usize) -> Result<usize, Malformed> {
+        let pointers = FILE_HEADER_LEN + LEAF_HEADER_LEN;
+        let at = usize::from(be16(self.page, pointers + 2 * i));
+        if at < self.content_start || at >= self.area.len() {
+            return Err(Malformed("cell pointer out of bounds"));
+        }
+        Ok(at)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +289,26 @@ fn cell_type(
     at: usize,
     encoding: Option<Encoding>,
 ) -> Result<Option<Kind>, Malformed> {
+    let (local, payload_len) = cell_payload(area, at)?;
+    record_type(local, payload_len, encoding)
+}
+
+/// The `type` and `name` of the table b-tree leaf cell at `at`, or `None` when either is
+/// not on this page.
+fn cell_type_and_name(
+    area: &[u8],
+    at: usize,
+    encoding: Option<Encoding>,
+) -> Result<Option<(Kind, String)>, Malformed> {
+    let (local, payload_len) = cell_payload(area, at)?;
+    let Some(kind) = record_type(local, payload_len, encoding)? else {
+        return Ok(None);
+    };
+    Ok(record_name(local, payload_len, encoding)?.map(|name| (kind, name)))
+}
+
+/// The bytes of the cell at `at`'s payload stored on the page, and the payload's length.
+fn cell_payload(area: &[u8], at: usize) -> Result<(&[u8], u64), Malformed> {
     const PAST_AREA: Malformed = Malformed("cell runs past the usable area");
     let (payload_len, n) = varint(&area[at..]).ok_or(PAST_AREA)?;
     let (_rowid, m) = varint(&area[at + n..]).ok_or(PAST_AREA)?;
@@ -253,7 +322,7 @@ fn cell_type(
     if overflows && be32(area, start + local) == 0 {
         return Err(Malformed("overflow page number is 0"));
     }
-    record_type(&area[start..start + local], payload_len, encoding)
+    Ok((&area[start..start + local], payload_len))
 }
 
 /// Bytes of a table b-tree leaf payload of `payload_len` bytes stored on the
@@ -317,6 +386,61 @@ fn record_type(
     classify(text, encoding)
         .map(Some)
         .ok_or(Malformed("type is not table, index, view or trigger"))
+}
+
+/// The second column (`name`) of a record whose first column [`record_type`] accepted, or
+/// `None` when it lies partly beyond `local` on overflow pages.
+fn record_name(
+    local: &[u8],
+    payload_len: u64,
+    encoding: Option<Encoding>,
+) -> Result<Option<String>, Malformed> {
+    // record_type checked the header size and the type column's serial type and bounds.
+    let (header_len, n) =
+        varint(local).ok_or(Malformed("record header size runs past the payload"))?;
+    let header_end = header_len.min(local.len() as u64) as usize;
+    let (type_serial, m) =
+        varint(&local[n..header_end]).ok_or(Malformed("record header runs past its size"))?;
+    let Some((serial, _)) = varint(&local[n + m..header_end]) else {
+        if header_end < header_len as usize {
+            return Ok(None);
+        }
+        return Err(Malformed("record header runs past its size"));
+    };
+    if serial < 13 || serial % 2 == 0 {
+        return Err(Malformed("name column is not text"));
+    }
+    let start = header_len + (type_serial - 13) / 2;
+    let end = start
+        .checked_add((serial - 13) / 2)
+        .filter(|&e| e <= payload_len)
+        .ok_or(Malformed("name column runs past the payload"))?;
+    if end > local.len() as u64 {
+        return Ok(None);
+    }
+    let text = &local[start as usize..end as usize];
+    let encoding = encoding.ok_or(Malformed("schema rows but no text encoding in the header"))?;
+    Ok(Some(decode(text, encoding)))
+}
+
+/// Text in the database's encoding, as a `String` (invalid sequences replaced).
+fn decode(text: &[u8], encoding: Encoding) -> String {
+    let units = |big_endian: bool| -> Vec<u16> {
+        text.chunks_exact(2)
+            .map(|u| {
+                if big_endian {
+                    u16::from_be_bytes([u[0], u[1]])
+                } else {
+                    u16::from_le_bytes([u[0], u[1]])
+                }
+            })
+            .collect()
+    };
+    match encoding {
+        Encoding::Utf8 => String::from_utf8_lossy(text).into_owned(),
+        Encoding::Utf16Le => String::from_utf16_lossy(&units(false)),
+        Encoding::Utf16Be => String::from_utf16_lossy(&units(true)),
+    }
 }
 
 fn classify(text: &[u8], encoding: Encoding) -> Option<Kind> {

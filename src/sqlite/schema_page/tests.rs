@@ -90,6 +90,16 @@ impl Db {
         c
     }
 
+    /// The tables' names in rowid order, as SQLite lists them.
+    fn sql_table_names(&self) -> Vec<String> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM main.sqlite_schema WHERE type = 'table' ORDER BY rowid")
+            .unwrap();
+        let names = stmt.query_map([], |r| r.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
+    }
+
     /// (interior pages, overflow pages) of sqlite_schema, from dbstat.
     fn schema_pages(&self) -> (u64, u64) {
         self.conn
@@ -126,10 +136,12 @@ impl Db {
                 assert_eq!(got, SchemaRead::Counted(self.sql_counts()));
                 assert_eq!(interior, 0);
                 assert_eq!(local_payload_sum(&page), self.page1_local_payload());
+                assert_eq!(table_names(&page).unwrap(), Some(self.sql_table_names()));
             }
             INTERIOR_TABLE => {
                 assert_eq!(got, SchemaRead::NeedsSqlite(Fallback::SchemaSpansPages));
                 assert!(interior > 0);
+                assert_eq!(table_names(&page).unwrap(), None);
             }
             t => panic!("page type {t:#x}"),
         }
@@ -174,6 +186,26 @@ fn mixed_schema() -> Vec<String> {
         "CREATE TRIGGER ta AFTER INSERT ON a BEGIN INSERT INTO b VALUES (new.x, 1); END",
         "CREATE TEMP TABLE not_in_main(z)",
     ])
+}
+
+#[test]
+fn table_names_in_every_encoding() {
+    for enc in ENCODINGS {
+        let db = Db::with(4096, enc, &mixed_schema());
+        db.check();
+        assert_eq!(
+            table_names(&db.page1()).unwrap(),
+            Some(s(&["a", "sqlite_sequence", "b", "c"])),
+            "{enc}"
+        );
+        db.run(&s(&["CREATE TABLE \"Ünïcode tåble\"(x)"]));
+        let names = table_names(&db.page1()).unwrap().unwrap();
+        assert_eq!(
+            names.last().map(String::as_str),
+            Some("Ünïcode tåble"),
+            "{enc}"
+        );
+    }
 }
 
 #[test]
@@ -686,6 +718,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         let _ = count_schema_objects(&bytes);
+        let _ = table_names(&bytes);
         let _ = page_size(&bytes);
     }
 
@@ -707,6 +740,7 @@ proptest! {
         let n = body.len().min(ps - 200);
         p[ps - n..].copy_from_slice(&body[..n]);
         let _ = count_schema_objects(&p);
+        let _ = table_names(&p);
     }
 
     /// Real pages with a few bytes changed.
@@ -723,6 +757,7 @@ proptest! {
             p[i] = *v;
         }
         let _ = count_schema_objects(&p);
+        let _ = table_names(&p);
     }
 }
 
