@@ -50,8 +50,11 @@ fn assert_recent(t: Option<f64>) {
 // ---------------------------------------------------------------------------------------------
 // the real Python tools
 
-/// A virtualenv with Django and Alembic, made once per target directory.
+/// A virtualenv with Django and Alembic, made once per target directory (by one test at a
+/// time: the tests run in parallel, and two `venv` runs into one directory break each other).
 fn python() -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("migration-tools-venv");
     let py = venv.join("bin/python");
     let ready = |py: &Path| {
