@@ -125,27 +125,30 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> Result<DrillResult, ActionError> {
     let started = Instant::now();
-    let root = backup_dir.join(DRILL_DIR);
-    ensure_dir(&root).map_err(|e| refused(format!("cannot create {}: {e}", root.display())))?;
     let needed = restored_size(info);
     let margin = settings.free_space_margin.0;
-    let free = free_disk_bytes(&root.join(&info.file_name)).map_err(|e| {
+    // The free space of the backup directory's file system, which the scratch directory is on.
+    let free = free_disk_bytes(&info.path).map_err(|e| {
         refused(format!(
             "cannot read the free space of {}: {e}",
-            root.display()
+            backup_dir.display()
         ))
     })?;
     if free < needed.saturating_add(margin) {
         return Err(refused(format!(
             "not enough free space in {} for a restore drill: the restored copy needs {needed} bytes and {margin} must stay free (backup.drill.free_space_margin), {free} are free",
-            root.display()
+            backup_dir.display()
         )));
     }
+    let root = backup_dir.join(DRILL_DIR);
+    ensure_dir(&root).map_err(|e| refused(format!("cannot create {}: {e}", root.display())))?;
     let scratch = TempDir::create(&root, &info.meta.database)
         .map_err(|e| refused(format!("cannot create a scratch directory: {e}")))?;
     let mut drill = Findings::default();
     drill.check(info, scratch.path(), settings.timeout.0, cancel)?;
     drop(scratch);
+    // Leaves the backup directory as it was; another drill's scratch directory keeps it.
+    let _ = std::fs::remove_dir(&root);
     let finished_at = crate::unix_now();
     Ok(DrillResult {
         passed: drill.problems.is_empty(),
