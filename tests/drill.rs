@@ -240,7 +240,7 @@ fn a_drill_without_the_disk_space_it_needs_is_refused_not_failed() {
         "trigger=policy",
         "not enough free space",
     ];
-    eventually(30, "the scheduled drill's refusal in the log", || {
+    eventually(60, "the scheduled drill's refusal in the log", || {
         e.log_text()
             .lines()
             .any(|l| parts.iter().all(|p| l.contains(p)))

@@ -24,7 +24,7 @@ use crate::service::scheduler::low_priority_thread;
 
 /// Delay from a database's first sight to its first drill: the first backup scan (and, with
 /// `auto.backup`, the first backup) comes before it.
-pub const FIRST_DELAY: Duration = Duration::from_secs(10);
+pub const FIRST_DELAY: Duration = Duration::from_secs(30);
 
 /// The longest window first drills are spread over.
 const SPREAD: Duration = Duration::from_secs(3600);
