@@ -75,6 +75,10 @@ const DATABASE_METRICS: &[&str] = &[
     "sqlite_recommendation",
     "sqlite_scrape_collector_success",
     "sqlite_scrape_collector_duration_seconds",
+    "sqlite_backup_drill_success",
+    "sqlite_backup_drill_last_run_timestamp_seconds",
+    "sqlite_backup_drill_duration_seconds",
+    "sqlite_backup_drill_backup_age_seconds",
 ];
 
 /// Per-database histograms: usable with the `_bucket`, `_sum` and `_count` suffixes.

@@ -541,7 +541,8 @@ pub struct Drill {
     /// Free space the file system of the backup directory must keep beyond the restored copy,
     /// or the drill is refused (not failed).
     pub free_space_margin: ByteSize,
-    /// A drill running longer is interrupted (and counts as neither passed nor failed).
+    /// Checks of the restored copy running longer are interrupted, and the drill fails: the
+    /// backup was not proven restorable in time.
     pub timeout: HumanDuration,
 }
 
