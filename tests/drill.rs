@@ -257,3 +257,27 @@ fn a_drill_without_the_disk_space_it_needs_is_refused_not_failed() {
     );
     assert!(!s.backups.join("drill").exists());
 }
+
+#[test]
+fn the_drill_proves_the_newest_verified_backup_and_a_damaged_one_only_when_none_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = app_db(dir.path());
+    let s = Setup::new(dir, &[("app", &db)], "", true);
+    let (_, older) = cli(&s, &["backup", "app"]);
+    let (_, newer) = cli(&s, &["backup", "app"]);
+    let (older, newer) = (
+        older["file_name"].as_str().unwrap().to_owned(),
+        newer["file_name"].as_str().unwrap().to_owned(),
+    );
+    assert_ne!(older, newer);
+    damage(&s.backups.join(&newer));
+    let (code, v) = cli(&s, &["drill", "app"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["backup"], older.as_str(), "{v}");
+
+    damage(&s.backups.join(&older));
+    let (code, v) = cli(&s, &["drill", "app"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["backup"], newer.as_str(), "{v}");
+    assert_eq!(v["passed"], false, "{v}");
+}
