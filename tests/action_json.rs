@@ -116,6 +116,7 @@ fn every_action_answers_the_recorded_json() {
         "/api/v1/databases/app/integrity-check",
         Some(r#"{"mode":"quick"}"#),
     );
+    call("drill", "POST", "/api/v1/databases/app/drill", None);
     call(
         "unknown database",
         "POST",

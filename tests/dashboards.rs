@@ -80,6 +80,10 @@ const DATABASE_METRICS: &[&str] = &[
     "sqlite_migrations_pending",
     "sqlite_migrations_drifted",
     "sqlite_schema_required_table_missing",
+    "sqlite_backup_drill_success",
+    "sqlite_backup_drill_last_run_timestamp_seconds",
+    "sqlite_backup_drill_duration_seconds",
+    "sqlite_backup_drill_backup_age_seconds",
 ];
 
 /// Per-database histograms: usable with the `_bucket`, `_sum` and `_count` suffixes.

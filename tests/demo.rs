@@ -84,3 +84,17 @@ fn the_demo_shows_its_migrations_and_required_tables() {
         );
     }
 }
+
+#[test]
+fn the_demo_drills_its_first_backup_within_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Exporter::start(&[&format!("--demo={}", dir.path().join("demo").display())]);
+    let body = demo.metrics_until(Duration::from_secs(60), "a passed restore drill", |b| {
+        exporter::value(b, "sqlite_backup_drill_success", &[("database", "demo")]) == Some(1.0)
+    });
+    let duration = exporter::must(&body, "sqlite_backup_drill_duration_seconds", &[]);
+    assert!(duration > 0.0 && duration < 60.0, "{duration}");
+    // The demo's backup was taken at start, so the one drilled is seconds old.
+    let age = exporter::must(&body, "sqlite_backup_drill_backup_age_seconds", &[]);
+    assert!((0.0..60.0).contains(&age), "{age}");
+}

@@ -17,6 +17,7 @@
 
 pub mod backup;
 pub mod checkpoint;
+pub mod drill;
 mod error;
 pub mod integrity_check;
 pub mod jobs;
@@ -210,6 +211,7 @@ actions! {
     Vacuum(vacuum) = "vacuum", "vacuum", "VACUUM after checking free disk space";
     IntegrityCheck(integrity_check) = "integrity_check", "integrity-check", "Run an integrity check now (quick or full) and record it";
     Optimize(optimize) = "optimize", "optimize", "Refresh the query planner's statistics where useful (PRAGMA optimize)";
+    Drill(drill) = "drill", "drill", "Restore drill: restore the newest backup into a scratch directory, check it against what it recorded, time it, delete it";
 }
 
 impl Action {

@@ -38,6 +38,7 @@ fn valid_bodies() -> Vec<(&'static str, &'static str, Action)> {
             }),
         ),
         ("optimize", "{}", Action::Optimize(optimize::Request {})),
+        ("drill", "{}", Action::Drill(drill::Request {})),
     ]
 }
 
@@ -205,6 +206,7 @@ fn each_route_round_trips_through_clap() {
             }),
         ),
         (&["optimize"], Action::Optimize(optimize::Request {})),
+        (&["drill"], Action::Drill(drill::Request {})),
     ];
     for spec in ACTIONS {
         assert!(

@@ -9,6 +9,7 @@
 mod names;
 mod temp;
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::io::AsRawFd;
@@ -31,6 +32,10 @@ pub const META_SUFFIX: &str = ".meta.json";
 /// The directory under a backup directory holding copies of corrupt databases, one
 /// subdirectory per copy.
 pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// The directory under a backup directory holding the scratch directories of restore drills
+/// (private [`TempDir`]s, removed when the drill ends and swept at start after a crash).
+pub const DRILL_DIR: &str = "drill";
 
 const TEMP_SUFFIX: &str = ".tmp";
 /// SQLite's side files of a temp database, removed with it.
@@ -63,6 +68,10 @@ pub struct BackupMeta {
     pub verification: Option<String>,
     pub duration_seconds: Option<f64>,
     pub compressed: bool,
+    /// Rows of each table of the copy, counted when it was taken, for restore drills to compare
+    /// against. Absent from sidecars written before they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_rows: Option<BTreeMap<String, u64>>,
 }
 
 /// One backup in the backup directory.
@@ -159,6 +168,7 @@ fn read_info(
         verification: None,
         duration_seconds: None,
         compressed: parsed.compressed,
+        table_rows: None,
     };
     let sidecar = dir.join(format!("{file_name}{META_SUFFIX}"));
     let (meta, has_sidecar, sidecar_error) = match fs::read(&sidecar) {
@@ -189,7 +199,8 @@ fn read_info(
 }
 
 /// Removes temp files left in `dir` by a killed backup or restore (of any database sharing the
-/// directory), and temp directories left in its quarantine by a killed recovery. A temp file
+/// directory), and temp directories left in its quarantine by a killed recovery or under
+/// [`DRILL_DIR`] by a killed restore drill. A temp file
 /// or directory still in use by a running process is kept: each is `flock`ed by its owner for
 /// its lifetime, so one that can be locked has no owner. Returns the removed paths.
 pub fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -199,6 +210,7 @@ pub fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
         Err(e) => return Err(e),
     };
     let mut removed = remove_temp_dirs(&dir.join(QUARANTINE_DIR))?;
+    removed.extend(remove_temp_dirs(&dir.join(DRILL_DIR))?);
     for entry in entries {
         let entry = entry?;
         let Ok(name) = entry.file_name().into_string() else {

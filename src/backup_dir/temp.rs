@@ -340,4 +340,23 @@ mod tests {
         drop(dropped);
         assert!(!path.exists());
     }
+
+    #[test]
+    fn scratch_directories_of_a_killed_drill_are_swept() {
+        let backups = tempfile::tempdir().unwrap();
+        let root = backups.path().join(crate::backup_dir::DRILL_DIR);
+        fs::create_dir(&root).unwrap();
+        let live = TempDir::create(&root, "app").unwrap();
+        let orphan = TempDir::create(&root, "app").unwrap();
+        fs::write(orphan.path().join("app.db"), b"restored").unwrap();
+        let path = orphan.path().to_owned();
+        // SAFETY: flock on a descriptor the TempDir owns; releases the lock as exit would.
+        unsafe { libc::flock(orphan._lock.as_raw_fd(), libc::LOCK_UN) };
+        std::mem::forget(orphan);
+        assert_eq!(
+            super::super::remove_leftovers(backups.path()).unwrap(),
+            vec![path.clone()]
+        );
+        assert!(!path.exists() && live.path().exists());
+    }
 }

@@ -8,6 +8,7 @@ pub mod timetable;
 pub mod backups;
 pub mod custom_queries;
 pub mod dbstat;
+pub mod drill;
 pub mod integrity;
 pub mod migration_files;
 pub mod migrations;
@@ -148,6 +149,8 @@ pub struct Checks {
     /// The last run of each custom query, by query name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_queries: BTreeMap<String, custom_queries::QueryResult>,
+    /// The last completed restore drill of the newest backup.
+    pub drill: Option<drill::DrillResult>,
 }
 
 /// What the backup directory holds for one database.
@@ -428,5 +431,8 @@ impl Checks {
             out.set(&TABLE_SIZE, &[database, &t.table], t.size_bytes as f64);
         }
         custom_queries::series(database, self.custom_queries.values(), out);
+        if let Some(d) = &self.drill {
+            d.series(database, out);
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The action subcommands (`checkpoint`, `backup`, `backups`, `restore`, `recover`, `vacuum`,
-//! `integrity-check`):
+//! `integrity-check`, `drill`):
 //! the same engine as the control API, on a local database, with a progress bar when stdout is
 //! a terminal. Results are JSON on stdout; exit 0 on success, 1 when the action failed or was
 //! refused (a checkpoint that stayed busy included), 2 for a bad request.

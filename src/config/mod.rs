@@ -29,6 +29,7 @@ pub mod units;
 pub(crate) use decode::yaml_message;
 pub use decode::{Config, ConfigError};
 pub use entries::{is_companion_file, stem, DatabaseConfig, Entry, NameConflict, Source};
+pub use model::Drill;
 pub use model::{
     Actions, Auto, Backup, BackupMethod, Compression, Control, CustomQuery, Dbstat, Detail,
     IntegrityCheck, IntegrityMode, Labels, Metrics, Migrations, Probes, Queries, QueryType, Schema,

@@ -521,6 +521,41 @@ section! {
         /// Copies of a corrupt database kept under `quarantine/` by recovery, newest first, per
         /// database (each is a full copy of the database and its WAL).
         quarantine_keep: u64 = 3,
+        /// Restore drills of the newest backup (see [`Drill`]).
+        drill: Drill = Drill::default(),
+    }
+}
+
+/// Restore drills: on a schedule, the newest backup is restored into a scratch directory
+/// under the backup directory, checked (`integrity_check`, `foreign_key_check`), compared with
+/// what its sidecar recorded, timed, and deleted. A `drill:` block replaces the whole block it
+/// overrides; keys it leaves out take the built-in defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a mapping")]
+pub struct Drill {
+    /// Drills run whenever the database has a backup to drill; `false` turns them off.
+    pub enabled: bool,
+    /// Period of the drills of each database.
+    pub interval: HumanDuration,
+    /// Recovery time objective: a drill that takes longer raises the RTO alert.
+    pub rto: HumanDuration,
+    /// Free space the file system of the backup directory must keep beyond the restored copy,
+    /// or the drill is refused (not failed).
+    pub free_space_margin: ByteSize,
+    /// Checks of the restored copy running longer are interrupted, and the drill fails: the
+    /// backup was not proven restorable in time.
+    pub timeout: HumanDuration,
+}
+
+impl Default for Drill {
+    fn default() -> Self {
+        Drill {
+            enabled: true,
+            interval: secs(24 * 3600),
+            rto: secs(3600),
+            free_space_margin: ByteSize(64 * MIB),
+            timeout: secs(3600),
+        }
     }
 }
 
@@ -719,6 +754,15 @@ impl Settings {
         )?;
         positive(format!("{at}integrity_check.timeout"), ic.timeout)?;
         positive(format!("{at}backup.interval"), self.backup.interval)?;
+        positive(
+            format!("{at}backup.drill.interval"),
+            self.backup.drill.interval,
+        )?;
+        positive(format!("{at}backup.drill.rto"), self.backup.drill.rto)?;
+        positive(
+            format!("{at}backup.drill.timeout"),
+            self.backup.drill.timeout,
+        )?;
         positive(format!("{at}dbstat.interval"), self.dbstat.interval)?;
         positive(format!("{at}dbstat.timeout"), self.dbstat.timeout)?;
         positive(
@@ -790,7 +834,7 @@ pub struct Control {
 }
 
 /// How many thresholds are exported as gauges.
-pub const EXPORTED_THRESHOLD_COUNT: usize = 15;
+pub const EXPORTED_THRESHOLD_COUNT: usize = 17;
 
 /// The thresholds exported as `sqlite_threshold_*` gauges (metric name, HELP), so that alert
 /// rules and dashboards compare against the configuration instead of copies of its numbers.
@@ -856,6 +900,14 @@ pub const EXPORTED_THRESHOLDS: [(&str, &str); EXPORTED_THRESHOLD_COUNT] = [
         "sqlite_threshold_backup_interval_seconds",
         "backup.interval: period of scheduled backups (auto.backup).",
     ),
+    (
+        "sqlite_threshold_backup_drill_interval_seconds",
+        "backup.drill.interval: period of the restore drills; the drill staleness alert allows twice this.",
+    ),
+    (
+        "sqlite_threshold_backup_drill_rto_seconds",
+        "backup.drill.rto: recovery time objective; a restore drill taking longer raises the RTO alert.",
+    ),
 ];
 
 impl Settings {
@@ -879,6 +931,8 @@ impl Settings {
             s(self.integrity_check.interval),
             s(self.integrity_check.full_interval),
             s(self.backup.interval),
+            s(self.backup.drill.interval),
+            s(self.backup.drill.rto),
         ]
     }
 }

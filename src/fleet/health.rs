@@ -244,6 +244,18 @@ pub fn assess(
             format!("required tables missing: {}", r.missing.join(", ")),
         );
     }
+    if let Some(d) = checks.drill.as_ref().filter(|d| !d.passed) {
+        // A backup that cannot be restored is no backup, but the database itself is fine.
+        worse(
+            &mut a,
+            Status::Warning,
+            format!(
+                "restore drill of backup {} failed: {}",
+                d.backup,
+                d.problems.join("; ")
+            ),
+        );
+    }
     a
 }
 
@@ -587,5 +599,37 @@ mod tests {
             a.problems,
             vec!["required tables missing: orders".to_string()]
         );
+    }
+
+    #[test]
+    fn a_failed_restore_drill_is_a_warning() {
+        use crate::checks::drill::DrillResult;
+        let drill = |passed: bool| {
+            let checks = Checks {
+                drill: Some(DrillResult {
+                    passed,
+                    backup: "app-2024-01-01_00-00-00.db".into(),
+                    backup_taken_at: 0.0,
+                    finished_at: 60.0,
+                    duration_seconds: 1.0,
+                    problems: if passed {
+                        vec![]
+                    } else {
+                        vec!["sha256 mismatch".into()]
+                    },
+                    compared: vec!["sha256"],
+                    not_recorded: vec![],
+                }),
+                ..Checks::default()
+            };
+            assess(None, &healthy_facts(), &checks, &Thresholds::default())
+        };
+        let failed = drill(false);
+        assert_eq!(failed.status, Status::Warning);
+        assert_eq!(
+            failed.problems,
+            vec!["restore drill of backup app-2024-01-01_00-00-00.db failed: sha256 mismatch"]
+        );
+        assert_eq!(drill(true).status, Status::Healthy);
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Uses `fleet`, `actions`, `checks`, `config` and the layers below; never `http` or `cli`.
 
+pub mod drills;
 pub mod reload;
 pub mod scheduler;
 pub mod shutdown;

@@ -46,6 +46,8 @@ pub async fn run(
     let policy_pass = Arc::new(AtomicBool::new(false));
     // Set while a pass over the due probes runs, likewise.
     let probe_pass = Arc::new(AtomicBool::new(false));
+    // Restore drills, one at a time across the fleet (see `service::drills`).
+    let drills = crate::service::drills::Drills::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -105,6 +107,7 @@ pub async fn run(
                 m.schedule().queries_finished();
             });
         }
+        drills.start_due(&fleet, &cancel, now);
         let enabled = enabled(fleet.collectors());
         for m in monitors.values() {
             let Some(job) = due(m, enabled, now) else {

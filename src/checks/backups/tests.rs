@@ -39,6 +39,7 @@ fn with_sidecar(dir: &Path, file: &str) -> PathBuf {
         verification: Some("ok".into()),
         duration_seconds: None,
         compressed: false,
+        table_rows: None,
     };
     write_sidecar(dir, file, &meta).unwrap();
     p
