@@ -33,6 +33,16 @@ fn the_demo_is_healthy_with_no_recommendation() {
         exporter::must(&metrics, "sqlite_health_status", &[("status", "healthy")]),
         1.0
     );
+    // Its WAL is read from the WAL index like any other: checkpoints keep up with the writer,
+    // so the frames waiting for one stay under the WAL threshold.
+    let pending = exporter::must(&metrics, "sqlite_wal_frames_pending", &[]);
+    let page = exporter::must(&metrics, "sqlite_page_size_bytes", &[]);
+    let critical = exporter::must(&metrics, "sqlite_threshold_wal_critical_bytes", &[]);
+    assert!(
+        pending * page < critical,
+        "{pending} frames of {page} bytes pending"
+    );
+    exporter::must(&metrics, "sqlite_wal_frames_backfilled", &[]);
 }
 
 /// The demo application migrates with sqlx-shaped `_sqlx_migrations` and ships its migration
