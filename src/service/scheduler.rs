@@ -191,10 +191,18 @@ pub fn remove_backup_leftovers<'a>(dirs: impl IntoIterator<Item = &'a PathBuf>) 
     }
 }
 
-/// Runs `f` on a new thread with lowered CPU priority (nice +10), so O(size) work yields the CPU
-/// to the application and to scrapes on a busy machine. A thread of its own, not one from the
-/// blocking pool: a thread's priority cannot be raised again without privileges, and pool
-/// threads later serve scrapes.
+/// `ioprio_set`'s "which": one thread (the kernel's `IOPRIO_WHO_PROCESS`).
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+/// Best-effort class (2) at its lowest level (7): `(class << 13) | level`.
+const LOW_IO_PRIORITY: libc::c_int = (2 << 13) | 7;
+
+/// Runs `f` on a new thread with lowered CPU priority (nice +10) and the lowest best-effort I/O
+/// priority (class 2, level 7, as `ionice -c2 -n7`), so O(size) work yields the CPU and the
+/// disk to the application and to scrapes on a busy machine. (The I/O priority only counts
+/// under an I/O scheduler that honours it, such as BFQ; elsewhere the call is harmless.) Not
+/// the idle I/O class: on a disk that is never idle, a drill or check would never finish. A
+/// thread of its own, not one from the blocking pool: a thread's priority cannot be raised
+/// again without privileges, and pool threads later serve scrapes.
 pub fn low_priority_thread<T: Send + 'static>(
     name: &str,
     f: impl FnOnce() -> T + Send + 'static,
@@ -206,6 +214,12 @@ pub fn low_priority_thread<T: Send + 'static>(
             unsafe {
                 let tid = libc::gettid();
                 libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+                libc::syscall(
+                    libc::SYS_ioprio_set,
+                    IOPRIO_WHO_PROCESS,
+                    tid,
+                    LOW_IO_PRIORITY,
+                );
             }
             f()
         })
@@ -225,4 +239,27 @@ fn due(m: &Monitor, enabled: Enabled, now: Instant) -> Option<Job> {
         return None;
     }
     m.schedule().next_job(&m.config.settings, enabled, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_threads_run_at_low_cpu_and_io_priority() {
+        let (nice, io) = low_priority_thread("low", || {
+            // SAFETY: plain syscalls reading the calling thread's priorities.
+            unsafe {
+                let tid = libc::gettid();
+                let nice = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+                let io = libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid);
+                (nice, io)
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+        assert!(nice >= 10, "nice {nice}");
+        assert_eq!(io, libc::c_long::from(LOW_IO_PRIORITY), "ioprio {io:#x}");
+    }
 }
