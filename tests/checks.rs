@@ -219,3 +219,55 @@ fn a_check_longer_than_its_timeout_is_interrupted_and_reported_unknown() {
         "interrupted",
     ]);
 }
+
+/// Scheduled checks (O(size) reads) run on a thread of their own at nice +10 and the lowest
+/// best-effort I/O priority, so on a busy host they yield the CPU and the disk to the
+/// application; never on a thread that later serves scrapes.
+#[test]
+fn scheduled_checks_run_at_low_cpu_and_io_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    exporter::build_db(
+        &db,
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 40000)
+         INSERT INTO t(v) SELECT randomblob(1000) FROM c;
+         CREATE INDEX t_v ON t(v);",
+    );
+    let config = dir.path().join("sqlite_exporter.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "defaults:\n  integrity_check: {{ mode: full, interval: 1s, full_interval: 1s }}\ndatabases:\n  - {{ name: big, path: {} }}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let e = Exporter::start(&["--config.file", config.to_str().unwrap()]);
+    let pid = e.pid();
+    // The check's thread is named after the database while it runs.
+    let found = (0..3000).find_map(|_| {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let found = tasks.flatten().find_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            if comm.trim() != "check-big" {
+                return None;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields after the command's closing parenthesis; nice is field 19 of stat.
+            let after = &stat[stat.rfind(')')? + 2..];
+            let nice: i64 = after.split(' ').nth(16)?.parse().ok()?;
+            let tid: i32 = t.file_name().to_str()?.parse().ok()?;
+            // SAFETY: reads another thread's I/O priority; no memory is passed.
+            let io = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, tid) };
+            Some((nice, io))
+        });
+        if found.is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        found
+    });
+    let (nice, io) = found.expect("no check-big thread seen in 15 s of checks every second");
+    assert_eq!(nice, 10, "nice of the check's thread");
+    assert_eq!(io, (2 << 13) | 7, "I/O priority of the check's thread: {io:#x}");
+}

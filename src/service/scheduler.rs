@@ -119,14 +119,23 @@ pub async fn run(
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
-                let m2 = m.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    run_job(&m2, job, fleet.collectors(), &cancel)
-                })
-                .await;
-                // A task cancelled by the runtime's shutdown did not panic.
-                if let Some(e) = result.as_ref().err().filter(|e| e.is_panic()) {
-                    error!(database = %m.config.name, error = %e, "background job panicked");
+                // O(size) work (integrity checks, table statistics) runs on a thread of low
+                // CPU and I/O priority of its own; the permit bounds how many run at once.
+                let (m2, (done, finished)) = (m.clone(), tokio::sync::oneshot::channel());
+                let spawned = low_priority_thread(&format!("check-{}", m.config.name), move || {
+                    run_job(&m2, job, fleet.collectors(), &cancel);
+                    let _ = done.send(());
+                });
+                match spawned {
+                    // The thread ended without saying it was done: `run_job` panicked.
+                    Ok(_) => {
+                        if finished.await.is_err() {
+                            error!(database = %m.config.name, "background job panicked");
+                        }
+                    }
+                    Err(e) => {
+                        error!(database = %m.config.name, error = %e, "cannot start a background thread")
+                    }
                 }
                 m.schedule().finished();
             });
