@@ -269,5 +269,9 @@ fn scheduled_checks_run_at_low_cpu_and_io_priority() {
     });
     let (nice, io) = found.expect("no check-big thread seen in 15 s of checks every second");
     assert_eq!(nice, 10, "nice of the check's thread");
-    assert_eq!(io, (2 << 13) | 7, "I/O priority of the check's thread: {io:#x}");
+    assert_eq!(
+        io,
+        (2 << 13) | 7,
+        "I/O priority of the check's thread: {io:#x}"
+    );
 }
