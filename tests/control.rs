@@ -327,7 +327,7 @@ fn an_integrity_check_of_a_file_that_is_not_a_database_is_refused_naming_the_cau
         "integrity check could not run: file is not a SQLite database"
     );
     // The CLI refuses it the same way, with the exit code of a refusal.
-    let (code, v) = cli(&s, &["integrity-check", "notdb"]);
+    let (code, v) = s.cli(&["integrity-check", "notdb"]);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(
         v["error"],
@@ -460,19 +460,6 @@ fn a_backup_killed_with_sigkill_leaves_nothing_counted_and_the_next_start_cleans
     assert!(matches!(counted, None | Some(0.0)), "{counted:?}");
 }
 
-/// The CLI on `s`'s config: exit code and stdout as JSON.
-fn cli(s: &Setup, args: &[&str]) -> (Option<i32>, Value) {
-    let out = std::process::Command::new(exporter::binary())
-        .args(args)
-        .args(["--config.file", s.config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), v)
-}
-
 fn truncate(path: &std::path::Path, len: u64) {
     std::fs::OpenOptions::new()
         .write(true)
@@ -486,7 +473,7 @@ fn truncate(path: &std::path::Path, len: u64) {
 /// the future without a sidecar, a truncated `.db.gz` without one, one with a garbage sidecar,
 /// one whose sha256 does not match.
 fn one_good_backup_and_four_bad_files(s: &Setup) -> (String, u64) {
-    let (code, v) = cli(s, &["backup", "app"]);
+    let (code, v) = s.cli(&["backup", "app"]);
     assert_eq!(code, Some(0), "{v}");
     let good = v["file_name"].as_str().unwrap().to_string();
     let good_path = s.backups.join(&good);
@@ -617,7 +604,7 @@ fn damaged_backups_never_count() {
     }
     drop(e);
 
-    let (code, v) = cli(&s, &["backups", "app"]);
+    let (code, v) = s.cli(&["backups", "app"]);
     assert_eq!(code, Some(0), "{v}");
     let states: Vec<&str> = v
         .as_array()
@@ -626,7 +613,7 @@ fn damaged_backups_never_count() {
         .map(|b| b["state"].as_str().unwrap())
         .collect();
     assert_eq!(states.iter().filter(|s| **s == "damaged").count(), 4, "{v}");
-    let (code, v) = cli(&s, &["restore", "app", "app-2024-01-01_00-00-00.db.gz"]);
+    let (code, v) = s.cli(&["restore", "app", "app-2024-01-01_00-00-00.db.gz"]);
     assert_eq!(code, Some(1), "refused, as every refusal: {v}");
     assert!(
         v["error"].as_str().unwrap().contains("corrupt gzip data"),

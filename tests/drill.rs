@@ -10,19 +10,6 @@ use serde_json::Value;
 
 use exporter::{api, app_db, eventually, value, Exporter, Setup};
 
-/// The CLI on `s`'s config: exit code and stdout as JSON.
-fn cli(s: &Setup, args: &[&str]) -> (Option<i32>, Value) {
-    let out = std::process::Command::new(exporter::binary())
-        .args(args)
-        .args(["--config.file", s.config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), v)
-}
-
 fn drill_over_http(s: &Setup, e: &Exporter) -> (u16, Value) {
     api(
         e,
@@ -114,14 +101,14 @@ fn the_api_and_the_cli_run_the_same_drill_and_a_damaged_backup_fails_it() {
     // The scratch copy is gone, and so is its directory.
     assert!(!s.backups.join("drill").exists());
 
-    let (code, on_the_cli) = cli(&s, &["drill", "app"]);
+    let (code, on_the_cli) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(0), "{on_the_cli}");
     assert_eq!(keys(&on_the_cli), keys(&over_http));
     assert_eq!(on_the_cli["passed"], true);
     assert_eq!(on_the_cli["backup"], file);
 
     damage(&s.backups.join(file));
-    let (code, failed) = cli(&s, &["drill", "app"]);
+    let (code, failed) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(1), "{failed}");
     assert_eq!(failed["passed"], false, "{failed}");
     let problems = failed["problems"].to_string();
@@ -166,7 +153,7 @@ fn row_counts_are_compared_when_recorded_and_an_old_sidecar_is_drilled_on_what_i
     let dir = tempfile::tempdir().unwrap();
     let db = app_db(dir.path());
     let s = Setup::new(dir, &[("app", &db)], "", true);
-    let (code, backup) = cli(&s, &["backup", "app"]);
+    let (code, backup) = s.cli(&["backup", "app"]);
     assert_eq!(code, Some(0), "{backup}");
     let sidecar = s.backups.join(format!(
         "{}.meta.json",
@@ -178,7 +165,7 @@ fn row_counts_are_compared_when_recorded_and_an_old_sidecar_is_drilled_on_what_i
     let mut wrong = recorded.clone();
     wrong["table_rows"]["accounts"] = 499.into();
     std::fs::write(&sidecar, wrong.to_string()).unwrap();
-    let (code, v) = cli(&s, &["drill", "app"]);
+    let (code, v) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(
         v["problems"],
@@ -189,10 +176,10 @@ fn row_counts_are_compared_when_recorded_and_an_old_sidecar_is_drilled_on_what_i
     let mut old = recorded.clone();
     old.as_object_mut().unwrap().remove("table_rows");
     std::fs::write(&sidecar, old.to_string()).unwrap();
-    let (code, listed) = cli(&s, &["backups", "app"]);
+    let (code, listed) = s.cli(&["backups", "app"]);
     assert_eq!(code, Some(0), "{listed}");
     assert_eq!(listed[0]["state"], "verified", "{listed}");
-    let (code, v) = cli(&s, &["drill", "app"]);
+    let (code, v) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["passed"], true, "{v}");
     assert_eq!(v["compared"], serde_json::json!(["sha256", "page_count"]));
@@ -210,10 +197,10 @@ fn a_drill_without_the_disk_space_it_needs_is_refused_not_failed() {
         "    drill:\n      free_space_margin: 1000000TiB\n",
         true,
     );
-    let (code, v) = cli(&s, &["backup", "app"]);
+    let (code, v) = s.cli(&["backup", "app"]);
     assert_eq!(code, Some(0), "{v}");
 
-    let (code, v) = cli(&s, &["drill", "app"]);
+    let (code, v) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(1), "{v}");
     let why = v["error"].as_str().unwrap();
     assert!(
@@ -263,20 +250,20 @@ fn the_drill_proves_the_newest_verified_backup_and_a_damaged_one_only_when_none_
     let dir = tempfile::tempdir().unwrap();
     let db = app_db(dir.path());
     let s = Setup::new(dir, &[("app", &db)], "", true);
-    let (_, older) = cli(&s, &["backup", "app"]);
-    let (_, newer) = cli(&s, &["backup", "app"]);
+    let (_, older) = s.cli(&["backup", "app"]);
+    let (_, newer) = s.cli(&["backup", "app"]);
     let (older, newer) = (
         older["file_name"].as_str().unwrap().to_owned(),
         newer["file_name"].as_str().unwrap().to_owned(),
     );
     assert_ne!(older, newer);
     damage(&s.backups.join(&newer));
-    let (code, v) = cli(&s, &["drill", "app"]);
+    let (code, v) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["backup"], older.as_str(), "{v}");
 
     damage(&s.backups.join(&older));
-    let (code, v) = cli(&s, &["drill", "app"]);
+    let (code, v) = s.cli(&["drill", "app"]);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["backup"], newer.as_str(), "{v}");
     assert_eq!(v["passed"], false, "{v}");

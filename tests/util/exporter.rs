@@ -346,6 +346,19 @@ impl Setup {
         args.extend_from_slice(flags);
         Exporter::start(&args)
     }
+
+    /// Runs the CLI with `args` on this config: its exit code and its stdout as JSON.
+    pub fn cli(&self, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+        let out = Command::new(binary())
+            .args(args)
+            .args(["--config.file", self.config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    }
 }
 
 /// Writes a control token file readable only by its owner, as the exporter requires.
